@@ -1,0 +1,56 @@
+"""The common base of every service's settings."""
+
+import socket
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Environment variables are the field names upper-cased, prefixed `YUBIN_`."""
+
+    model_config = SettingsConfigDict(env_prefix="YUBIN_", extra="ignore", frozen=True)
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis holding this site's queues, bodies and user directory (AOF, appendfsync always).",
+    )
+    hostname: str = Field(
+        default_factory=socket.getfqdn,
+        description="This mail server's host name: SMTP banner, EHLO, Received headers, DSN Reporting-MTA.",
+    )
+    log_level: str = Field("INFO", description="Python log level for the JSON logs on stderr.")
+
+
+class BusSettings(BaseSettings):
+    """How a service consumes a Redis stream (see `shared.bus`)."""
+
+    model_config = SettingsConfigDict(env_prefix="YUBIN_", extra="ignore", frozen=True)
+
+    bus_block_ms: int = Field(
+        5000, ge=10, description="How long one XREADGROUP blocks waiting for new entries (milliseconds)."
+    )
+    bus_claim_idle_ms: int = Field(
+        60_000,
+        ge=100,
+        description="An entry pending this long with no heartbeat from its consumer is presumed orphaned "
+        "(the consumer died) and reclaimed by another consumer with XAUTOCLAIM (milliseconds).",
+    )
+    bus_max_deliveries: int = Field(
+        5, ge=1, description="After this many deliveries an entry is moved to the dead-letter stream."
+    )
+    concurrency: int = Field(16, ge=1, description="How many entries one replica works on at once.")
+
+
+class AuthClientSettings(BaseSettings):
+    """How a service reaches the user-auth service's internal API."""
+
+    model_config = SettingsConfigDict(env_prefix="YUBIN_", extra="ignore", frozen=True)
+
+    auth_url: str = Field("http://127.0.0.1:8080", description="Base URL of the user-auth service.")
+    service_token: SecretStr = Field(
+        description="Bearer token for the auth service's internal API (shared by the services of one site)."
+    )
+    auth_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of one request to the auth service (seconds)."
+    )

@@ -1,0 +1,50 @@
+"""Users and domains (the auth service's directory) and the internal auth API's requests and answers."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class Domain(BaseModel):
+    name: str
+    created_at: datetime | None = None
+
+
+class User(BaseModel):
+    """A mailbox owner as the admin API shows it. The password hash never leaves the auth service."""
+
+    address: str
+    enabled: bool = True
+    quota_bytes: int | None = Field(None, ge=0, description="Mailbox size limit; null means unlimited.")
+    created_at: datetime | None = None
+
+
+class VerifyRequest(BaseModel):
+    username: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    service: str = Field(max_length=32, description="submission, pop3 ...")
+    client_ip: str | None = Field(None, max_length=64)
+
+
+class VerifyResult(BaseModel):
+    """The answer to a login. `ok` false with `throttled` true means: too many failures, come back later."""
+
+    ok: bool
+    address: str | None = Field(None, description="The canonical address when ok.")
+    throttled: bool = False
+    retry_after_s: int | None = None
+
+
+class RecipientInfo(BaseModel):
+    address: str
+    exists: bool
+    enabled: bool = False
+    quota_bytes: int | None = None
+
+    @property
+    def deliverable(self) -> bool:
+        return self.exists and self.enabled
+
+
+class DomainList(BaseModel):
+    domains: list[str]

@@ -1,0 +1,8 @@
+"""Test configuration: every fixture starts a real server (see tests/fixtures/)."""
+
+pytest_plugins = [
+    "tests.fixtures.redis_server",
+    "tests.fixtures.nsd",
+    "tests.fixtures.processes",
+    "tests.fixtures.auth",
+]
