@@ -67,9 +67,8 @@ class RedisBodyStore:
         pipe.sadd(HOLDERS_KEY.format(body_id), holder)
 
     def stage_release(self, pipe: Pipeline, body_id: str, holder: str) -> None:
-        self._release(
-            keys=[BODY_KEY.format(body_id), HOLDERS_KEY.format(body_id)], args=[holder], client=pipe
-        )
+        # Plain EVAL: redis-py's Script wrapper is a coroutine on asyncio clients and cannot be staged.
+        pipe.eval(_RELEASE, 2, BODY_KEY.format(body_id), HOLDERS_KEY.format(body_id), holder)
 
     async def get(self, body_id: str) -> bytes | None:
         return await self.redis.get(BODY_KEY.format(body_id))
