@@ -1,0 +1,61 @@
+"""One login, start to end: throttle, look up, verify the password, upgrade an old hash.
+
+Every failure looks the same from outside (`ok: false`, nothing else) and costs one hash check: an
+unknown user is checked against a dummy hash, a disabled user against their real one. While a username
+or client IP is locked nothing is checked at all.
+"""
+
+import logging
+
+from services.auth.addresses import InvalidAddress, normalize_address
+from services.auth.directory import Directory
+from services.auth.passwords import Passwords
+from services.auth.throttle import Throttle
+from shared.models import VerifyRequest, VerifyResult
+
+log = logging.getLogger(__name__)
+
+
+def canonical_username(username: str) -> tuple[str, bool]:
+    """(the name to throttle and look up, whether it is a valid address at all)."""
+    try:
+        return normalize_address(username), True
+    except InvalidAddress:
+        # Still throttled under a stable spelling, and still costs a hash check like any other name.
+        return username.strip().lower(), False
+
+
+class Logins:
+    def __init__(self, directory: Directory, passwords: Passwords, throttle: Throttle) -> None:
+        self.directory = directory
+        self.passwords = passwords
+        self.throttle = throttle
+
+    async def verify(self, request: VerifyRequest) -> VerifyResult:
+        username, valid = canonical_username(request.username)
+        fields = {"username": username, "client_ip": request.client_ip, "auth_service": request.service}
+        attempt = self.throttle.attempt(username, request.client_ip)
+        retry_after_s = await self.throttle.begin(attempt)
+        if retry_after_s is not None:
+            log.warning("login throttled", extra={**fields, "retry_after_s": retry_after_s})
+            return VerifyResult(ok=False, throttled=True, retry_after_s=retry_after_s)
+
+        user = await self.directory.get_user(username) if valid else None
+        matches, new_hash = await self.passwords.verify(
+            request.password, user.password_hash if user else None
+        )
+        if user is None or not matches or not user.enabled:
+            await self.throttle.end(attempt, ok=False)
+            log.info("login failed", extra=fields)
+            return VerifyResult(ok=False)
+
+        await self.throttle.end(attempt, ok=True)
+        if new_hash is not None and await self.directory.replace_hash(
+            user.address, user.password_hash, new_hash
+        ):
+            log.info(
+                "password hash upgraded",
+                extra={**fields, "scheme": self.passwords.context.identify(new_hash)},
+            )
+        log.info("login ok", extra=fields)
+        return VerifyResult(ok=True, address=user.address)

@@ -1,0 +1,44 @@
+"""`python -m services.delivery`: consume LOCAL_DELIVERY until SIGTERM, then finish in-flight work, exit 0."""
+
+import asyncio
+import logging
+
+from services.delivery.handler import Deliverer
+from services.delivery.retry_queue import RetryQueue
+from shared.auth_client import AuthClient
+from shared.bus import Consumer, run_consumer
+from shared.config.delivery import DeliverySettings
+from shared.lifecycle import stop_on_signals
+from shared.log import setup_logging
+from shared.redis_client import connect
+from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
+
+log = logging.getLogger("services.delivery")
+
+
+async def main() -> None:
+    settings = DeliverySettings()
+    setup_logging("delivery", settings.log_level)
+    stop = stop_on_signals()
+    settings.mail_root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    redis = connect(settings.redis_url)
+    try:
+        async with AuthClient(settings) as auth:
+            consumer = Consumer(redis, LOCAL_DELIVERY, DELIVERY_GROUP, settings)
+            deliverer = Deliverer(settings, redis, auth, consumer)
+            scheduler = asyncio.create_task(
+                RetryQueue(redis).run_scheduler(stop, settings.delivery_scheduler_poll_s)
+            )
+            log.info(
+                "delivery started",
+                extra={"mail_root": str(settings.mail_root), "consumer": consumer.name},
+            )
+            await run_consumer(consumer, deliverer.handle, stop)
+            await scheduler
+    finally:
+        await redis.aclose()
+    log.info("delivery stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

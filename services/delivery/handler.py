@@ -1,0 +1,261 @@
+"""One LOCAL_DELIVERY entry: store the message in each recipient's Maildir, then finish in one MULTI.
+
+Per recipient (`deliver_one`):
+1. Already done? A Redis marker (`yubin:delivered:<queue id>:<recipient>`) or a file with this delivery's
+   unique name part in `new/`/`cur/` means an earlier attempt stored it: do not store a second copy.
+2. Ask the auth service: a recipient deleted or disabled since acceptance fails (5.1.1, bounced).
+3. Quota: usage (S= sizes in new/ and cur/) plus this message over `quota_bytes` defers (4.2.2).
+4. Write `tmp/<name>`, fsync; set the marker; rename into `new/`, fsync `new/`.
+   The marker is set *before* the rename, so a redelivery after a crash recognizes the delivery even if
+   the user fetched and deleted the file in between; a marker with the file still in `tmp/` means the
+   crash came between marker and rename, and the redelivery finishes the rename.
+
+Then (`finish`) one MULTI: a trace event per stored file, the bounce for failed recipients, the deferred
+recipients into the retry queue (or, when nothing is left, the release of the body), and the stream
+acknowledgement. A crash before EXEC redoes the entry, which step 1 makes harmless.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from services.delivery import mailbox_files
+from services.delivery.retry_queue import stage_defer
+from services.delivery.stored_message import stored_message
+from shared.auth_client import AuthClient, AuthUnavailable
+from shared.body_store import RedisBodyStore, holder
+from shared.bounce import stage_bounce
+from shared.bus import Consumer, Entry, stage_publish
+from shared.config.delivery import DeliverySettings
+from shared.log import log_context
+from shared.maildir import UnsafeAddress, delivery_unique, mailbox_path, maildir_name, wire_size
+from shared.models import Envelope, RecipientState, RecipientStatus, TraceEvent
+from shared.streams import LOCAL_DELIVERY, TRACE, TRACE_MAXLEN
+
+log = logging.getLogger(__name__)
+
+MARKER = "yubin:delivered:{}:{}"
+"""Set once a message's file for a recipient is complete (before its rename into new/); with a TTL."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: RecipientStatus
+    stored: Path | None = None
+    """The message's file in the Maildir, when this attempt stored it or found it stored."""
+    recovered: bool = False
+    """True when an earlier, interrupted attempt had stored it (its trace event was lost with it)."""
+
+
+def _delivered(recipient: str, stored: Path | None, *, recovered: bool = False) -> Outcome:
+    status = RecipientStatus(recipient=recipient, state=RecipientState.DELIVERED, status="2.0.0")
+    return Outcome(status, stored, recovered)
+
+
+def _deferred(recipient: str, status: str, diagnostic: str) -> Outcome:
+    return Outcome(
+        RecipientStatus(
+            recipient=recipient, state=RecipientState.DEFERRED, status=status, diagnostic=diagnostic
+        )
+    )
+
+
+def _failed(recipient: str, status: str, diagnostic: str) -> Outcome:
+    return Outcome(
+        RecipientStatus(
+            recipient=recipient, state=RecipientState.FAILED, status=status, diagnostic=diagnostic
+        )
+    )
+
+
+def _expired(status: RecipientStatus, lifetime_s: float) -> RecipientStatus:
+    # The last temporary reason becomes the permanent one (4.2.2 mailbox full → 5.2.2), as the DSN says why.
+    return status.model_copy(
+        update={
+            "state": RecipientState.FAILED,
+            "status": "5" + status.status[1:],
+            "diagnostic": f"{status.diagnostic} (gave up after {lifetime_s:g} s)",
+        }
+    )
+
+
+class Deliverer:
+    """The LOCAL_DELIVERY handler (`handle`) for `shared.bus.run_consumer`."""
+
+    def __init__(
+        self, settings: DeliverySettings, redis: Redis, auth: AuthClient, consumer: Consumer
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.auth = auth
+        self.consumer = consumer
+        self.bodies = RedisBodyStore(redis)
+        self._local_domains: set[str] | None = None
+
+    async def handle(self, entry: Entry) -> None:
+        try:
+            envelope = entry.parse(Envelope)
+        except ValidationError as exc:
+            await self.consumer.dead_letter(entry, f"not an envelope: {exc}")
+            return
+        with log_context(**envelope.log_fields()):
+            body = await self.bodies.get(envelope.body_id)
+            if body is None:
+                await self._body_missing(entry, envelope)
+                return
+            log.info(
+                "delivering", extra={"recipients": envelope.recipients, "attempt": envelope.attempts + 1}
+            )
+            outcomes = [await self.deliver_one(envelope, body, r) for r in dict.fromkeys(envelope.recipients)]
+            await self.finish(entry, envelope, body, outcomes)
+
+    async def deliver_one(self, envelope: Envelope, body: bytes, recipient: str) -> Outcome:
+        try:
+            maildir = mailbox_path(self.settings.mail_root, recipient)
+        except UnsafeAddress:
+            return _failed(recipient, "5.1.3", "mailbox address not usable as a mailbox name")
+        unique = delivery_unique(envelope.queue_id, recipient)
+        marker = MARKER.format(envelope.queue_id, recipient)
+        try:
+            marked = bool(await self.redis.exists(marker))
+            state = await asyncio.to_thread(mailbox_files.inspect, maildir, unique)
+            if state.stored:
+                log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
+                return _delivered(recipient, maildir / state.stored, recovered=True)
+            if marked and state.in_tmp:
+                name = state.in_tmp[-1]
+                await asyncio.to_thread(mailbox_files.move_to_new, maildir, name)
+                log.info("finished an interrupted delivery", extra={"recipient": recipient, "file": name})
+                return _delivered(recipient, maildir / "new" / name, recovered=True)
+            if marked:
+                log.info(
+                    "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
+                )
+                return _delivered(recipient, None, recovered=True)
+
+            try:
+                info = await self.auth.recipient(recipient)
+            except AuthUnavailable as exc:
+                return _deferred(recipient, "4.4.3", f"user directory unavailable: {exc}")
+            if not info.deliverable:
+                return _failed(recipient, "5.1.1", "mailbox unavailable: no such user")
+            data = stored_message(body, envelope.sender, recipient)
+            if info.quota_bytes is not None and state.usage + len(data) > info.quota_bytes:
+                return _deferred(
+                    recipient,
+                    "4.2.2",
+                    f"mailbox full: {state.usage} of {info.quota_bytes} bytes used, message is {len(data)}",
+                )
+
+            name = maildir_name(unique, self.settings.hostname, len(data), wire_size(data))
+            await asyncio.to_thread(mailbox_files.ensure_maildir, maildir)
+            await asyncio.to_thread(mailbox_files.write_tmp, maildir, name, data, stale=state.in_tmp)
+            await self.redis.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
+            await asyncio.to_thread(mailbox_files.move_to_new, maildir, name)
+        except OSError as exc:
+            # Disk full, permissions, I/O error: the operator can fix these, so retry rather than bounce.
+            log.exception("mailbox write failed", extra={"recipient": recipient})
+            return _deferred(recipient, "4.3.0", f"mailbox write failed: {exc.strerror or exc}")
+        log.info("stored", extra={"recipient": recipient, "file": name, "size": len(data)})
+        return _delivered(recipient, maildir / "new" / name)
+
+    async def finish(self, entry: Entry, envelope: Envelope, body: bytes, outcomes: list[Outcome]) -> None:
+        """Trace, bounce, defer or release, and acknowledge: all in one MULTI."""
+        expires_at = envelope.received_at.timestamp() + self.settings.delivery_lifetime_s
+        now = time.time()
+        failed = [o.status for o in outcomes if o.status.state == RecipientState.FAILED]
+        deferred = [o.status for o in outcomes if o.status.state == RecipientState.DEFERRED]
+        if deferred and now >= expires_at:
+            failed += [_expired(s, self.settings.delivery_lifetime_s) for s in deferred]
+            deferred = []
+        local_domains = await self._domains() if failed and not envelope.is_bounce else set()
+
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for outcome in outcomes:
+                if outcome.stored is not None:
+                    self._stage_trace(
+                        pipe,
+                        envelope,
+                        "stored",
+                        {
+                            "recipient": outcome.status.recipient,
+                            "mailbox": str(outcome.stored.parent.parent),
+                            "file": outcome.stored.name,
+                            "recovered": outcome.recovered,
+                        },
+                    )
+            if failed:
+                bounce = stage_bounce(
+                    pipe,
+                    envelope,
+                    failed,
+                    body,
+                    self.settings.hostname,
+                    local_domains=local_domains,
+                    service="delivery",
+                )
+                log.warning(
+                    "recipients failed",
+                    extra={
+                        "recipients": [s.recipient for s in failed],
+                        "statuses": [s.status for s in failed],
+                        "bounce_queue_id": bounce.queue_id if bounce else None,
+                    },
+                )
+            if deferred:
+                due = min(now + self._retry_delay(envelope.attempts), expires_at)
+                retry = envelope.model_copy(
+                    update={"recipients": [s.recipient for s in deferred], "attempts": envelope.attempts + 1}
+                )
+                stage_defer(pipe, retry, due)
+                detail = {
+                    "recipients": retry.recipients,
+                    "statuses": [s.status for s in deferred],
+                    "reason": deferred[0].diagnostic,
+                    "retry_at": datetime.fromtimestamp(due, UTC).isoformat(),
+                }
+                self._stage_trace(pipe, envelope, "deferred", detail)
+                log.warning("recipients deferred", extra=detail)
+            else:
+                self.bodies.stage_release(pipe, envelope.body_id, holder(LOCAL_DELIVERY, envelope.queue_id))
+            self.consumer.stage_ack(pipe, entry)
+            await pipe.execute()
+
+    def _retry_delay(self, attempts_before: int) -> float:
+        delays = self.settings.delivery_retry_delays_s
+        return delays[min(attempts_before, len(delays) - 1)]
+
+    async def _domains(self) -> set[str]:
+        """The local domains (routing the bounce); the last known list if the auth service is down."""
+        try:
+            self._local_domains = {d.lower() for d in await self.auth.domains()}
+        except AuthUnavailable:
+            if self._local_domains is None:
+                raise  # the entry stays pending and is retried
+        return self._local_domains
+
+    def _stage_trace(self, pipe: Pipeline, envelope: Envelope, event: str, detail: dict) -> None:
+        trace = TraceEvent(
+            queue_id=envelope.queue_id,
+            message_id=envelope.message_id,
+            service="delivery",
+            event=event,
+            detail=detail,
+        )
+        stage_publish(pipe, TRACE, trace, maxlen=TRACE_MAXLEN)
+
+    async def _body_missing(self, entry: Entry, envelope: Envelope) -> None:
+        # The body is released in the same MULTI as the acknowledgement, so it is only gone early if another
+        # consumer already finished this entry (then every recipient has its marker) — or something is wrong.
+        markers = [MARKER.format(envelope.queue_id, r) for r in dict.fromkeys(envelope.recipients)]
+        if await self.redis.exists(*markers) == len(markers):
+            log.info("entry already finished by another consumer")
+            return
+        await self.consumer.dead_letter(entry, f"body {envelope.body_id} missing")

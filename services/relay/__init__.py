@@ -1,0 +1,6 @@
+"""The relay: delivers mail for other domains to their MX servers, retries, and bounces.
+
+Read in this order: `__main__` (wiring) → `handler` (one envelope: resolve, deliver, then defer/bounce/finish
+in one transaction) → `mx` (where to send) → `delivery` / `smtp_session` (the SMTP client) → `retry` (the
+schedule and the Redis sorted set that holds deferred mail).
+"""

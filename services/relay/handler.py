@@ -1,0 +1,241 @@
+"""One OUTBOUND envelope: deliver to every domain, then record the outcome in ONE transaction.
+
+The transaction (MULTI/EXEC) holds everything that finishes this attempt:
+- a bounce (DSN) for recipients that failed for good, or whose message outlived the queue lifetime,
+- the deferred rest back into the retry set (attempts + 1), with a one-time "delayed" DSN when due,
+- the release of our hold on the body once no recipient is left,
+- trace events, and the acknowledgement of the stream entry.
+
+So a crash before EXEC leaves the entry pending: it is redelivered and the message may be sent once more
+(as with any MTA that dies between the remote's 250 and its own bookkeeping), but no bounce is lost or
+sent twice, and the body is never released while a retry still needs it.
+"""
+
+import asyncio
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.relay.delivery import DomainDelivery, domain_of, smtp_path_ok
+from services.relay.local_domains import LocalDomains
+from services.relay.retry import RetryQueue, backoff_delay
+from shared.body_store import RedisBodyStore, holder
+from shared.bounce import stage_bounce
+from shared.bus import Consumer, Entry, publish, stage_publish
+from shared.config.relay import RelaySettings
+from shared.log import log_context
+from shared.models import Envelope, RecipientState, RecipientStatus, TraceEvent
+from shared.streams import OUTBOUND, TRACE, TRACE_MAXLEN
+
+log = logging.getLogger(__name__)
+
+
+def expire(statuses: list[RecipientStatus], attempts: int) -> list[RecipientStatus]:
+    """Deferred recipients of a message too old to retry become failures (RFC 3463 4.4.7), with the
+    last error kept so the sender learns why."""
+    return [
+        s.model_copy(
+            update={
+                "state": RecipientState.FAILED,
+                "status": "4.4.7",
+                "diagnostic": f"delivery time expired after {attempts} attempts; last error: {s.diagnostic}",
+            }
+        )
+        for s in statuses
+    ]
+
+
+class RelayHandler:
+    def __init__(
+        self,
+        redis: Redis,
+        consumer: Consumer,
+        settings: RelaySettings,
+        delivery: DomainDelivery,
+        retry: RetryQueue,
+        local_domains: LocalDomains,
+        wake_scheduler: asyncio.Event,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.redis = redis
+        self.bodies = RedisBodyStore(redis)
+        self.consumer = consumer
+        self.settings = settings
+        self.delivery = delivery
+        self.retry = retry
+        self.local_domains = local_domains
+        self.wake_scheduler = wake_scheduler
+        self.rng = rng or random.Random()
+
+    async def __call__(self, entry: Entry) -> None:
+        try:
+            envelope = entry.parse(Envelope)
+        except ValidationError as exc:
+            await self.consumer.dead_letter(entry, f"not a valid envelope: {exc}")
+            return
+        with log_context(**envelope.log_fields()):
+            await self.handle(entry, envelope)
+
+    async def handle(self, entry: Entry, envelope: Envelope) -> None:
+        # Learn the local domains before sending anything: failing after a remote 250 would make the
+        # redelivered entry send the message again.
+        local_domains = set() if envelope.is_bounce else await self.local_domains.get()
+        body = await self.bodies.get(envelope.body_id)
+        if body is None:
+            await self.consumer.dead_letter(entry, f"body {envelope.body_id} is missing")
+            return
+        log.info(
+            "delivering",
+            extra={
+                "attempt": envelope.attempts + 1,
+                "recipients": envelope.recipients,
+                "entry_deliveries": entry.deliveries,
+            },
+        )
+        statuses = await self.attempt(envelope, body)
+        await self.finish(entry, envelope, body, statuses, local_domains)
+
+    async def attempt(self, envelope: Envelope, body: bytes) -> list[RecipientStatus]:
+        """Deliver to all domains at once (one SMTP connection each); one status per recipient."""
+        recipients = list(dict.fromkeys(envelope.recipients))
+        if not smtp_path_ok(envelope.sender, mailbox=False):
+            return [
+                RecipientStatus(
+                    recipient=r, state=RecipientState.FAILED, status="5.1.7", diagnostic="bad sender address"
+                )
+                for r in recipients
+            ]
+        refused = [
+            RecipientStatus(
+                recipient=r, state=RecipientState.FAILED, status="5.1.3", diagnostic="bad recipient address"
+            )
+            for r in recipients
+            if not smtp_path_ok(r, mailbox=True)
+        ]
+        by_domain: dict[str, list[str]] = {}
+        for recipient in recipients:
+            if smtp_path_ok(recipient, mailbox=True):
+                by_domain.setdefault(domain_of(recipient), []).append(recipient)
+
+        async def trace(event: str, detail: dict[str, Any]) -> None:
+            await self._trace(envelope, event, {"attempt": envelope.attempts + 1, **detail})
+
+        results = await asyncio.gather(
+            *(
+                self.delivery.deliver(domain, envelope.sender, rcpts, body, trace)
+                for domain, rcpts in by_domain.items()
+            )
+        )
+        return refused + [status for result in results for status in result]
+
+    async def finish(
+        self,
+        entry: Entry,
+        envelope: Envelope,
+        body: bytes,
+        statuses: list[RecipientStatus],
+        local_domains: set[str],
+    ) -> None:
+        now = time.time()
+        attempts = envelope.attempts + 1
+        expires_at = envelope.received_at.timestamp() + self.settings.relay_max_queue_lifetime_s
+        delivered = [s for s in statuses if s.state == RecipientState.DELIVERED]
+        failed = [s for s in statuses if s.state == RecipientState.FAILED]
+        deferred = [s for s in statuses if s.state == RecipientState.DEFERRED]
+        if deferred and now >= expires_at:
+            failed += expire(deferred, attempts)
+            deferred = []
+
+        async with self.redis.pipeline(transaction=True) as pipe:
+            bounce = stage_bounce(
+                pipe,
+                envelope,
+                failed,
+                body,
+                self.settings.hostname,
+                local_domains=local_domains,
+            )
+            if deferred:
+                retry = envelope.model_copy(
+                    update={"recipients": [s.recipient for s in deferred], "attempts": attempts}
+                )
+                if self._delay_notice_due(envelope, now):
+                    stage_bounce(
+                        pipe,
+                        envelope,
+                        deferred,
+                        body,
+                        self.settings.hostname,
+                        local_domains=local_domains,
+                        delayed=True,
+                        will_retry_until=datetime.fromtimestamp(expires_at, UTC),
+                    )
+                    retry = retry.model_copy(update={"delay_notified": True})
+                due = min(now + self._backoff(attempts), expires_at)
+                self.retry.stage_defer(pipe, retry, due)
+            else:
+                # Nothing left to do: let go of the body (the last holder deletes it).
+                self.bodies.stage_release(pipe, envelope.body_id, holder(OUTBOUND, envelope.queue_id))
+            for event, group in (("delivered", delivered), ("bounced", failed), ("deferred", deferred)):
+                if group:
+                    detail: dict[str, Any] = {
+                        "attempt": attempts,
+                        "recipients": {
+                            s.recipient: f"{s.status} {s.diagnostic or ''}".strip() for s in group
+                        },
+                    }
+                    if event == "deferred":
+                        detail["next_attempt_at"] = datetime.fromtimestamp(due, UTC).isoformat()
+                    stage_publish(pipe, TRACE, self._event(envelope, event, detail), maxlen=TRACE_MAXLEN)
+            self.consumer.stage_ack(pipe, entry)
+            await pipe.execute()
+
+        if deferred:
+            self.wake_scheduler.set()
+        log.info(
+            "attempt finished",
+            extra={
+                "attempt": attempts,
+                "delivered": [s.recipient for s in delivered],
+                "bounced": [s.recipient for s in failed],
+                "deferred": [s.recipient for s in deferred],
+                "bounce_queue_id": bounce.queue_id if bounce else None,
+            },
+        )
+
+    def _delay_notice_due(self, envelope: Envelope, now: float) -> bool:
+        warn_after = self.settings.relay_delay_warning_s
+        return (
+            warn_after > 0
+            and not envelope.delay_notified
+            and not envelope.is_bounce
+            and now - envelope.received_at.timestamp() >= warn_after
+        )
+
+    def _backoff(self, attempts: int) -> float:
+        return backoff_delay(
+            attempts, self.settings.relay_retry_schedule_s, self.settings.relay_retry_jitter, self.rng
+        )
+
+    def _event(self, envelope: Envelope, event: str, detail: dict[str, Any]) -> TraceEvent:
+        return TraceEvent(
+            queue_id=envelope.queue_id,
+            message_id=envelope.message_id,
+            service="relay",
+            event=event,
+            detail=detail,
+        )
+
+    async def _trace(self, envelope: Envelope, event: str, detail: dict[str, Any]) -> None:
+        log.info(event, extra=detail)
+        try:
+            await publish(self.redis, TRACE, self._event(envelope, event, detail), maxlen=TRACE_MAXLEN)
+        except RedisError as exc:
+            # The trace is for watching; losing one event must not fail (and so repeat) a delivery.
+            log.warning("trace event lost", extra={"event": event, "error": str(exc)})

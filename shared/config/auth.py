@@ -1,0 +1,79 @@
+"""Settings of the user-auth service (`python -m services.auth`)."""
+
+import os
+
+from pydantic import Field, SecretStr, model_validator
+
+from shared.config.base import ServiceSettings
+
+# Tokens are bearer secrets: long enough that guessing is hopeless (e.g. `openssl rand -hex 32`).
+TOKEN_MIN_LENGTH = 16
+
+
+class AuthSettings(ServiceSettings):
+    """The auth service: REST admin API, internal API for the mail services, login throttling."""
+
+    admin_token: SecretStr = Field(
+        description="Bearer token of the admin API (/v1). Required: the service refuses to start without "
+        f"one. At least {TOKEN_MIN_LENGTH} characters and different from YUBIN_SERVICE_TOKEN."
+    )
+    service_token: SecretStr = Field(
+        description="Bearer token of the internal API (/internal/v1) that submission, MX, delivery and "
+        f"POP3 use. Required; at least {TOKEN_MIN_LENGTH} characters."
+    )
+    auth_host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    auth_port: int = Field(8080, ge=1, le=65535, description="Port the HTTP server listens on.")
+
+    auth_user_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed logins for one username within the failure window that lock the username "
+        "(counted the same whether or not the user exists).",
+    )
+    auth_ip_max_failures: int = Field(
+        5, ge=1, description="Failed logins from one client IP within the failure window that lock the IP."
+    )
+    auth_ip_burst: int = Field(
+        20,
+        ge=0,
+        description="Logins from one client IP that may be checked at once beyond its failures left before "
+        "the lock: many users behind one NAT log in at the same time. A burst of guesses overshoots "
+        "YUBIN_AUTH_IP_MAX_FAILURES by at most this many. (For a username the limit is exact.)",
+    )
+    auth_failure_window_s: int = Field(
+        900,
+        ge=1,
+        description="Failures are counted in windows of this length, from the first failure (seconds).",
+    )
+    auth_lock_s: int = Field(
+        900,
+        ge=1,
+        description="How long a locked username or client IP is refused without even checking the "
+        "password (seconds).",
+    )
+
+    auth_password_min_length: int = Field(
+        8, ge=1, le=1024, description="Shortest password the admin API accepts for a user."
+    )
+    auth_hash_concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        ge=1,
+        description="Password hashes computed at once; more wait. Argon2 costs ~64 MiB and a CPU core "
+        "each, so this bounds what a flood of logins can take. Default: the number of CPUs.",
+    )
+    # Changing a cost re-hashes each user's password at their next successful login.
+    auth_argon2_time_cost: int = Field(3, ge=1, description="Argon2id iterations (passlib's default).")
+    auth_argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory per hash (KiB).")
+    auth_argon2_parallelism: int = Field(4, ge=1, description="Argon2id lanes.")
+
+    @model_validator(mode="after")
+    def _tokens_are_strong_and_distinct(self) -> "AuthSettings":
+        admin = self.admin_token.get_secret_value()
+        service = self.service_token.get_secret_value()
+        for name, token in (("YUBIN_ADMIN_TOKEN", admin), ("YUBIN_SERVICE_TOKEN", service)):
+            if len(token) < TOKEN_MIN_LENGTH:
+                raise ValueError(f"{name} must be at least {TOKEN_MIN_LENGTH} characters")
+        if admin == service:
+            # Otherwise every mail service could administer users.
+            raise ValueError("YUBIN_ADMIN_TOKEN and YUBIN_SERVICE_TOKEN must differ")
+        return self

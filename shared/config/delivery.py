@@ -1,0 +1,42 @@
+"""Settings of the local delivery service (`python -m services.delivery`)."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.config.base import AuthClientSettings, BusSettings, ServiceSettings
+
+
+class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
+    """Local delivery: envelopes from the LOCAL_DELIVERY stream into the users' Maildirs."""
+
+    mail_root: Path = Field(
+        Path("/var/mail/yubin"),
+        description="Root of the mailboxes: a user's Maildir is <mail root>/<domain>/<local part>/. "
+        "POP3 reads the same directory.",
+    )
+    delivery_lifetime_s: float = Field(
+        5 * 86400,
+        gt=0,
+        description="How long a recipient that cannot take the message yet (over quota, auth service "
+        "down, disk error) is retried, counted from acceptance; then the message bounces (seconds).",
+    )
+    delivery_retry_delays_s: list[float] = Field(
+        [60, 300, 900, 1800, 3600],
+        min_length=1,
+        description="Waits before the 1st, 2nd, ... retry of a deferred recipient (seconds, JSON list); "
+        "the last one repeats until the lifetime ends.",
+    )
+    delivery_scheduler_poll_s: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait between two looks at the deferred queue for envelopes that are due "
+        "(seconds). Retries are never later than their due time plus this.",
+    )
+    delivery_marker_ttl_s: int = Field(
+        7 * 86400,
+        ge=60,
+        description="How long Redis remembers that a message was stored for a recipient (seconds). It "
+        "must outlast any redelivery of the stream entry (bus_max_deliveries x bus_claim_idle_ms): a "
+        "redelivery inside it never stores a second copy, even after the user deleted the first one.",
+    )

@@ -1,0 +1,95 @@
+"""Settings of the relay (`services.relay`): DNS, the SMTP client, and the retry schedule."""
+
+import json
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from shared.config.base import AuthClientSettings, BusSettings, ServiceSettings
+
+
+class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
+    dns_server: str = Field(
+        "127.0.0.1:53",
+        description="The DNS server the relay asks for MX and address records, as HOST:PORT "
+        "(CoreDNS in compose, NSD in tests and the native lab).",
+    )
+    dns_timeout_s: float = Field(
+        5.0, gt=0, description="How long one DNS lookup may take before it counts as a temporary failure."
+    )
+    relay_port: int = Field(
+        25,
+        ge=1,
+        le=65535,
+        description="TCP port of the remote MX servers (25; the lab and tests use a high port).",
+    )
+    relay_own_addresses: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Our own listening addresses (comma-separated). An MX resolving to one of them points "
+        "back at us: mail for a domain we do not serve would loop, so it bounces (5.4.6).",
+    )
+    relay_ipv6: bool = Field(True, description="Also look up AAAA records and connect over IPv6.")
+    relay_connect_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout for connecting to a remote MX and reading its greeting."
+    )
+    relay_command_timeout_s: float = Field(
+        300.0, gt=0, description="Timeout for each SMTP command's reply (the end-of-DATA reply included)."
+    )
+    relay_starttls: bool = Field(True, description="Use STARTTLS when the remote server offers it.")
+    relay_tls_verify: bool = Field(
+        False,
+        description="Verify the remote server's certificate. Off by default: opportunistic TLS between "
+        "MTAs protects against passive eavesdropping only, as with Postfix's `smtp_tls_security_level = may`.",
+    )
+    relay_retry_schedule_s: Annotated[list[float], NoDecode] = Field(
+        [60.0, 300.0, 900.0, 1800.0, 3600.0],
+        description="Waits before the 1st, 2nd, ... retry after a temporary failure (seconds, "
+        "comma-separated); the last one repeats.",
+    )
+    relay_retry_jitter: float = Field(
+        0.1, ge=0, lt=1, description="Each wait is randomized by ± this fraction, so retries spread out."
+    )
+    relay_max_queue_lifetime_s: float = Field(
+        5 * 24 * 3600.0,
+        gt=0,
+        description="How long after acceptance a message is retried; then it bounces (status 4.4.7).",
+    )
+    relay_delay_warning_s: float = Field(
+        4 * 3600.0,
+        ge=0,
+        description="After this long undelivered, the sender gets one 'delayed' DSN (0 turns it off).",
+    )
+    relay_scheduler_max_sleep_s: float = Field(
+        5.0,
+        gt=0,
+        description="The retry scheduler sleeps until the earliest due retry, but wakes at least this often "
+        "(another replica may have scheduled an earlier one).",
+    )
+    relay_domains_cache_s: float = Field(
+        60.0, ge=0, description="How long the local domain list from the auth service is cached."
+    )
+
+    @field_validator("relay_own_addresses", "relay_retry_schedule_s", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # "60,300,900" as documented; a JSON list ("[60, 300]") as the other services' list settings take.
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("relay_retry_schedule_s", mode="after")
+    @classmethod
+    def _schedule_not_empty(cls, value: list[float]) -> list[float]:
+        if not value or any(wait <= 0 for wait in value):
+            raise ValueError("the retry schedule needs at least one positive wait")
+        return value
+
+    @property
+    def dns_host_port(self) -> tuple[str, int]:
+        host, _, port = self.dns_server.rpartition(":")
+        if not host:
+            return (self.dns_server.strip("[]"), 53)
+        return (host.strip("[]"), int(port))

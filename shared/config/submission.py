@@ -1,0 +1,79 @@
+"""Settings of the SMTP reception service (`python -m services.submission`), one package in two roles."""
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.config.base import AuthClientSettings, ServiceSettings
+
+
+class SmtpRole(StrEnum):
+    SUBMISSION = "submission"
+    """Port 587 (RFC 6409): authenticated users send mail anywhere."""
+    MX = "mx"
+    """Port 25 (RFC 5321): the world delivers mail for our own domains."""
+
+
+DEFAULT_PORTS = {SmtpRole.SUBMISSION: 587, SmtpRole.MX: 25}
+
+
+class SubmissionSettings(ServiceSettings, AuthClientSettings):
+    smtp_role: SmtpRole = Field(
+        SmtpRole.SUBMISSION, description="Which role this process serves: `submission` (587) or `mx` (25)."
+    )
+    smtp_host: str = Field("127.0.0.1", description="Address to listen on.")
+    smtp_port: int | None = Field(
+        None, ge=1, le=65535, description="Port to listen on; empty means 587 for submission, 25 for mx."
+    )
+    max_message_size: int = Field(
+        25 * 1024 * 1024,
+        ge=1024,
+        description="Largest message accepted, in octets (advertised as SIZE, RFC 1870); larger gets 552.",
+    )
+    max_recipients: int = Field(
+        100, ge=1, description="Recipients per message; more get 452 4.5.3 (RFC 5321 §4.5.3.1.10)."
+    )
+    max_line_length: int = Field(
+        1000,
+        ge=100,
+        description="Longest command or message line in octets including CRLF (RFC 5321 §4.5.3.1.6); "
+        "a longer DATA line gets the whole message refused with 500 5.5.2.",
+    )
+    max_connections: int = Field(
+        100, ge=1, description="Concurrent SMTP sessions; one more is greeted with 421 4.7.0 and closed."
+    )
+    idle_timeout_s: float = Field(
+        300.0, gt=0, description="A session that sends nothing for this long is closed with 421 4.4.2."
+    )
+    session_timeout_s: float = Field(
+        1800.0, gt=0, description="Longest total duration of one session; then 421 4.4.2 and close."
+    )
+    max_errors: int = Field(
+        20,
+        ge=1,
+        description="Error replies (4xx/5xx) in one session before 421 4.7.0 and disconnect "
+        "(Postfix: smtpd_hard_error_limit).",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) for STARTTLS; STARTTLS is offered only when set."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key matching `tls_cert_file`.")
+    allow_plaintext_auth: bool = Field(
+        False,
+        description="Offer and accept AUTH without STARTTLS (submission role). For labs only: "
+        "passwords then cross the network in clear.",
+    )
+    local_domains_refresh_s: float = Field(
+        30.0, gt=0, description="How long the list of local domains from the auth service is cached."
+    )
+    shutdown_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="On SIGTERM: how long sessions in the middle of a transaction may take to finish "
+        "before they are closed.",
+    )
+
+    @property
+    def listen_port(self) -> int:
+        return self.smtp_port if self.smtp_port is not None else DEFAULT_PORTS[self.smtp_role]

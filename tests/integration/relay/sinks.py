@@ -1,0 +1,119 @@
+"""SMTP receivers the relay delivers to: real aiosmtpd servers on loopback addresses, recording what they got.
+
+A sink can be told to answer RCPT for an address with a list of replies (one per attempt, then 250), to
+answer DATA with a list of replies, or to stall in DATA (answer only after `stall_seconds`) for its first N messages.
+"""
+
+import asyncio
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    helo: str | None
+    mail_options: list[str]
+    tls: bool
+
+
+@dataclass
+class SinkBehaviour:
+    rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
+    data_replies: list[str] = field(default_factory=list)
+    stall_data: int = 0
+    stall_seconds: float = 3600.0
+
+
+class SinkHandler:
+    def __init__(self, behaviour: SinkBehaviour) -> None:
+        self.behaviour = behaviour
+        self.messages: list[Received] = []
+        self.rcpt_log: list[tuple[str, str]] = []
+        self.stalled = threading.Event()
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        with self.lock:
+            replies = self.behaviour.rcpt_replies.get(address)
+            reply = replies.pop(0) if replies else "250 2.1.5 Ok"
+            self.rcpt_log.append((address, reply))
+        if reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            stall = self.behaviour.stall_data > 0
+            self.behaviour.stall_data -= 1 if stall else 0
+            reply = (
+                self.behaviour.data_replies.pop(0) if self.behaviour.data_replies else "250 2.0.0 Ok: queued"
+            )
+        if stall:
+            self.stalled.set()
+            await asyncio.sleep(self.behaviour.stall_seconds)  # the relay is stopped or killed meanwhile
+        if reply.startswith("250"):
+            with self.lock:
+                self.messages.append(
+                    Received(
+                        mail_from=envelope.mail_from,
+                        rcpt_tos=list(envelope.rcpt_tos),
+                        content=envelope.original_content or b"",
+                        helo=session.host_name,
+                        mail_options=list(envelope.mail_options),
+                        tls=session.ssl is not None,
+                    )
+                )
+        return reply
+
+
+class Sink:
+    """One receiver at `address:port`."""
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        behaviour: SinkBehaviour | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.handler = SinkHandler(behaviour or SinkBehaviour())
+        self.controller = Controller(
+            self.handler,
+            hostname=address,
+            port=port,
+            ready_timeout=10,
+            tls_context=tls_context,
+            require_starttls=False,
+        )
+
+    def start(self) -> "Sink":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def wait_for_messages(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.messages) >= count:
+                return self.messages
+            time.sleep(0.05)
+        raise TimeoutError(f"sink {self.address}: {len(self.messages)} messages, wanted {count}")

@@ -1,0 +1,81 @@
+from datetime import UTC, datetime
+
+from services.submission import headers
+from services.submission.headers import ClientInfo
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+
+def client(**changes: object) -> ClientInfo:
+    base = {
+        "helo": "laptop.example",
+        "address": "192.0.2.7",
+        "extended": True,
+        "tls_version": None,
+        "tls_cipher": None,
+        "authenticated": False,
+    }
+    return ClientInfo(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_with_keywords_rfc_3848() -> None:
+    assert headers.with_keyword(client(extended=False)) == "SMTP"
+    assert headers.with_keyword(client()) == "ESMTP"
+    assert headers.with_keyword(client(tls_version="TLSv1.3")) == "ESMTPS"
+    assert headers.with_keyword(client(authenticated=True)) == "ESMTPA"
+    assert headers.with_keyword(client(tls_version="TLSv1.3", authenticated=True)) == "ESMTPSA"
+
+
+def test_received_header() -> None:
+    field = headers.received_header(
+        client(tls_version="TLSv1.3", tls_cipher="TLS_AES_256_GCM_SHA384", authenticated=True),
+        by_host="mail.alpha.test",
+        role="submission",
+        queue_id="ABC123",
+        now=NOW,
+    )
+    assert field == (
+        b"Received: from laptop.example ([192.0.2.7])\r\n"
+        b"\tby mail.alpha.test (Yubin submission)\r\n"
+        b"\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
+        b"\twith ESMTPSA id ABC123;\r\n"
+        b"\tThu, 26 Nov 2026 12:00:00 +0000\r\n"
+    )
+
+
+def test_helo_cannot_forge_header_structure() -> None:
+    assert headers.safe_helo("evil (by trusted.example); x") == "evil??by?trusted.example???x"
+    assert headers.safe_helo(None) == "unknown"
+    assert len(headers.safe_helo("a" * 1000)) == 255
+
+
+def test_counting_received_looks_at_the_header_section_only() -> None:
+    message = b"Received: one\r\nReceived: two\r\n\tfolded\r\nSubject: x\r\n\r\nReceived: in the body\r\n"
+    parsed = headers.parse_headers(message)
+    assert headers.count_received(parsed) == 2
+    assert headers.count_received(headers.parse_headers(b"\r\nReceived: body only\r\n")) == 0
+
+
+def test_submission_headers_only_when_missing() -> None:
+    added, new_id = headers.submission_headers(
+        headers.parse_headers(b"Subject: x\r\n\r\n"), hostname="mail.alpha.test", now=NOW
+    )
+    assert added.startswith(b"Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <")
+    assert new_id is not None and new_id.endswith("@mail.alpha.test>")
+    present = headers.parse_headers(b"Date: Thu, 1 Jan 2026 00:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\n")
+    assert headers.submission_headers(present, hostname="mail.alpha.test") == (b"", None)
+    assert headers.message_id_of(present) == "<a@b>"
+
+
+def test_header_section_is_capped() -> None:
+    huge = b"X-Filler: " + b"f" * 100 + b"\r\n"
+    content = huge * 20_000  # ~2 MiB of header fields and no body
+    section = headers.header_section(content)
+    assert len(section) <= headers.MAX_HEADER_SECTION and section.endswith(b"\r\n")
+    assert headers.header_section(b"A: b\r\n\r\nbody") == b"A: b\r\n"
+    assert headers.header_section(b"A: b\r\n") == b"A: b\r\n"
+
+
+def test_message_id_is_one_clean_line() -> None:
+    parsed = headers.parse_headers(b"Message-ID:\r\n <a\x00b@c>\r\n\r\n")
+    assert headers.message_id_of(parsed) == "<a b@c>"
