@@ -1,0 +1,31 @@
+"""`python -m services.pop3`: the POP3 server, configured by `YUBIN_*` variables (`Pop3Settings`)."""
+
+import asyncio
+import logging
+
+from services.pop3.server import Pop3Server, tls_context
+from services.pop3.session import SessionEnv
+from shared.auth_client import AuthClient
+from shared.config.pop3 import Pop3Settings
+from shared.lifecycle import stop_on_signals
+from shared.log import setup_logging
+from shared.redis_client import connect
+
+log = logging.getLogger("services.pop3")
+
+
+async def main() -> None:
+    settings = Pop3Settings()
+    setup_logging("pop3", settings.log_level)
+    stop = stop_on_signals()
+    redis = connect(settings.redis_url)
+    try:
+        async with AuthClient(settings) as auth:
+            env = SessionEnv(settings=settings, auth=auth, redis=redis, tls=tls_context(settings))
+            await Pop3Server(env).serve(stop)
+    finally:
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

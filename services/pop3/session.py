@@ -1,0 +1,513 @@
+"""One POP3 connection: the RFC 1939 state machine, one method per command.
+
+    AUTHORIZATION --(USER+PASS or AUTH PLAIN ok, maildrop locked)--> TRANSACTION --(QUIT)--> UPDATE
+          |                                                              |
+        QUIT / drop / timeout: nothing changes               drop / timeout: nothing is deleted
+
+- AUTHORIZATION: CAPA, STLS, USER, PASS, AUTH, QUIT. Logins go to the auth service; the maildrop is
+  locked in Redis (one session per mailbox across replicas) and snapshot.
+- TRANSACTION: STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, CAPA, QUIT. DELE only marks.
+- UPDATE (entered only by QUIT from TRANSACTION): the marked messages are removed, the lock released.
+
+Commands are read one line at a time and answered in order, so pipelined commands (RFC 2449 §6.6) work
+without extra effort. Bad input gets -ERR; too much of it, or too many commands without logging in,
+closes the connection. Every other connection keeps being served.
+"""
+
+import asyncio
+import contextlib
+import enum
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.pop3 import responses as R
+from services.pop3.lock import MaildropLock
+from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
+from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
+from services.pop3.wire import ConnectionClosed, LineTooLong, multiline, read_line, response, send_message
+from shared.auth_client import AuthClient, AuthUnavailable
+from shared.config.pop3 import Pop3Settings
+from shared.maildir import UnsafeAddress, mailbox_path
+
+log = logging.getLogger(__name__)
+
+
+class State(enum.Enum):
+    AUTHORIZATION = "AUTHORIZATION"
+    TRANSACTION = "TRANSACTION"
+    UPDATE = "UPDATE"
+
+
+@dataclass
+class SessionEnv:
+    """What every session shares: settings and the connections to the rest of the site."""
+
+    settings: Pop3Settings
+    auth: AuthClient
+    redis: Redis
+    tls: ssl.SSLContext | None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Close(Exception):
+    """End the session now (after the reply that was already sent)."""
+
+
+Handler = Callable[["Pop3Session", str], Awaitable[None]]
+
+
+class Pop3Session:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: SessionEnv, client_ip: str
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.env = env
+        self.settings = env.settings
+        self.client_ip = client_ip
+        self.state = State.AUTHORIZATION
+        self.tls_active = False
+        self.username: str | None = None  # from USER, waiting for PASS
+        self.address: str | None = None  # logged in as
+        self.maildrop: Maildrop | None = None
+        self.lock: MaildropLock | None = None
+        self._lock_lost = asyncio.Event()
+        self._keep_alive: asyncio.Task[None] | None = None
+        self.commands = 0
+        self.bad_commands = 0
+        self.auth_commands = 0
+        self.auth_failures = 0
+
+    # ----------------------------------------------------------------------------------------- the loop
+
+    async def run(self) -> None:
+        try:
+            await self.reply(R.GREETING)
+            while True:
+                line = await self._next_line()
+                if line is None:
+                    return
+                await self._dispatch(line)
+        except (_Close, ConnectionClosed, ConnectionError, ssl.SSLError):
+            pass
+        except TimeoutError:
+            log.info("session ends: client stopped reading")
+        except Exception:
+            log.exception("session failed")
+        finally:
+            await self._end()
+
+    async def _next_line(self) -> bytes | None:
+        """The next command line; None when the session must end (idle, shutdown, lock lost), after
+        saying why. Shutdown only interrupts a session waiting for a command, never one mid-command."""
+        if self.env.stopping.is_set():  # a client pipelining commands must not keep a stopping server up
+            await self.reply(R.ERR_SHUTDOWN)
+            return None
+        read = asyncio.ensure_future(read_line(self.reader))
+        stop = asyncio.ensure_future(self.env.stopping.wait())
+        lost = asyncio.ensure_future(self._lock_lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {read, stop, lost},
+                timeout=self.settings.pop3_idle_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for task in (read, stop, lost):
+                task.cancel()  # a no-op for the one that finished
+        if read in done:
+            try:
+                return read.result()
+            except LineTooLong:
+                return b""  # an over-long line is answered like any other bad line
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, LineTooLong):
+            await read
+        if lost in done:
+            log.error("session ends: maildrop lock lost")
+            await self.reply(R.ERR_LOCK_LOST)
+        elif stop in done:
+            await self.reply(R.ERR_SHUTDOWN)
+        else:
+            log.info("session ends: idle timeout")
+            await self.reply(R.ERR_IDLE)
+        return None
+
+    async def _dispatch(self, raw: bytes) -> None:
+        self.commands += 1
+        is_auth = raw[:5].upper() == b"AUTH "  # tolerated up to pop3_max_auth_line (see the setting)
+        if not raw or (len(raw) > self.settings.pop3_max_line and not is_auth):
+            await self._bad(R.ERR_LINE_TOO_LONG)
+            return
+        try:
+            line = raw.rstrip(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError:
+            await self._bad(R.ERR_UNKNOWN_COMMAND)
+            return
+        verb, _, argument = line.partition(" ")
+        verb = verb.upper()
+        if self.state is State.AUTHORIZATION:
+            self.auth_commands += 1
+            if self.auth_commands > self.settings.pop3_max_auth_commands:
+                await self.reply(R.ERR_TOO_MANY_AUTH_COMMANDS)
+                raise _Close
+        command = COMMANDS.get(verb)
+        if command is None:
+            await self._bad(R.ERR_UNKNOWN_COMMAND)
+            return
+        states, handler = command
+        if self.state not in states:
+            await self._bad(R.ERR_WRONG_STATE)
+            return
+        log.debug("command", extra={"command": verb, "state": self.state.value})
+        await handler(self, argument)
+
+    async def _bad(self, answer: str) -> None:
+        self.bad_commands += 1
+        if self.bad_commands >= self.settings.pop3_max_bad_commands:
+            log.warning("closing: too many bad commands", extra={"client_ip": self.client_ip})
+            await self.reply(R.ERR_TOO_MANY_BAD)
+            raise _Close
+        await self.reply(answer)
+
+    async def reply(self, line: str) -> None:
+        await self.send(response(line))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        # A client that does not read its answers is as idle as one that sends nothing.
+        await asyncio.wait_for(self.writer.drain(), self.settings.pop3_idle_timeout_s)
+
+    async def _end(self) -> None:
+        """Leave without UPDATE unless QUIT already did it: nothing marked is deleted."""
+        if self._keep_alive is not None:
+            self._keep_alive.cancel()
+        if self.lock is not None:
+            await self.lock.release()
+        if self.state is State.TRANSACTION:
+            log.info("session ended without QUIT: no messages deleted")
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+    # ------------------------------------------------------------------------- AUTHORIZATION commands
+
+    @property
+    def plaintext_allowed(self) -> bool:
+        return self.tls_active or self.settings.pop3_allow_plaintext_auth
+
+    @property
+    def stls_offered(self) -> bool:
+        return self.env.tls is not None and not self.tls_active and self.state is State.AUTHORIZATION
+
+    async def cmd_capa(self, argument: str) -> None:
+        """RFC 2449 §5. Login mechanisms are listed only while they can be used (RFC 2595 §2)."""
+        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
+        if self.state is State.AUTHORIZATION:
+            if self.plaintext_allowed:
+                caps += ["USER", "SASL PLAIN"]
+            if self.stls_offered:
+                caps.append("STLS")
+        caps.append(f"IMPLEMENTATION {R.IMPLEMENTATION}")
+        await self.send(multiline("+OK Capability list follows", caps))
+
+    async def cmd_stls(self, argument: str) -> None:
+        """RFC 2595 §4. Anything the client sent after STLS before the handshake is thrown away: it was
+        sent in the clear and must not be taken as coming from inside TLS (the STARTTLS injection bug)."""
+        if self.tls_active:
+            await self.reply(R.ERR_STLS_ACTIVE)
+            return
+        if self.env.tls is None or argument:
+            await self.reply(R.ERR_STLS_UNAVAILABLE)
+            return
+        # Stop reading plaintext, and drop what was read after the STLS line: from here on every byte from
+        # the client goes to the TLS handshake (start_tls resumes reading). StreamReader has no public
+        # way to drop buffered bytes.
+        self.writer.transport.pause_reading()
+        self.reader._buffer.clear()  # type: ignore[attr-defined]
+        await self.reply(R.OK_STLS)
+        try:
+            await self.writer.start_tls(
+                self.env.tls, ssl_handshake_timeout=self.settings.pop3_tls_handshake_timeout_s
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            log.info("TLS handshake failed", extra={"error": str(exc)})
+            raise _Close from exc
+        self.tls_active = True
+        self.username = None
+        log.info("TLS started")
+
+    async def cmd_user(self, argument: str) -> None:
+        """RFC 1939 §7. Always +OK: whether the user exists is only ever revealed by a good password."""
+        if not self.plaintext_allowed:
+            await self.reply(R.ERR_PLAINTEXT_DISALLOWED)
+            return
+        if not argument.strip():
+            await self._bad(R.ERR_SYNTAX)
+            return
+        self.username = argument.strip()
+        await self.reply(R.OK_USER)
+
+    async def cmd_pass(self, argument: str) -> None:
+        """RFC 1939 §7. The whole rest of the line is the password: passwords may contain spaces."""
+        if not self.plaintext_allowed:
+            await self.reply(R.ERR_PLAINTEXT_DISALLOWED)
+            return
+        if self.username is None:
+            await self.reply(R.ERR_USER_FIRST)
+            return
+        username, self.username = self.username, None
+        await self._login(username, argument)
+
+    async def cmd_auth(self, argument: str) -> None:
+        """RFC 5034. Bare AUTH lists the mechanisms (RFC 1734 style, which clients such as Outlook use)."""
+        mechanism, _, initial = argument.strip().partition(" ")
+        if not mechanism:
+            await self.send(multiline("+OK", ["PLAIN"] if self.plaintext_allowed else []))
+            return
+        if mechanism.upper() != "PLAIN":
+            await self.reply(R.ERR_AUTH_MECHANISM)
+            return
+        if not self.plaintext_allowed:
+            await self.reply(R.ERR_PLAINTEXT_DISALLOWED)
+            return
+        if not initial:
+            await self.reply(R.AUTH_CONTINUE)
+            raw = await self._next_line()
+            if raw is None:
+                raise _Close
+            if not raw:
+                await self._bad(R.ERR_LINE_TOO_LONG)
+                return
+            initial = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            if initial == "*":
+                await self.reply(R.ERR_AUTH_CANCELLED)
+                return
+        try:
+            username, password = parse_plain(decode_response(initial.strip()))
+        except InvalidBase64:
+            await self._bad(R.ERR_AUTH_BASE64)
+            return
+        except InvalidPlain:
+            await self._failed_login()
+            return
+        await self._login(username, password)
+
+    async def cmd_quit(self, argument: str) -> None:
+        """RFC 1939 §5 (AUTHORIZATION: just leave) and §6 (TRANSACTION: the UPDATE state)."""
+        if self.state is State.TRANSACTION:
+            await self._update()
+        else:
+            await self.reply(R.BYE)
+        raise _Close
+
+    async def _login(self, username: str, password: str) -> None:
+        try:
+            result = await self.env.auth.verify(username, password, service="pop3", client_ip=self.client_ip)
+        except AuthUnavailable as exc:
+            log.error("auth service unavailable", extra={"error": str(exc)})
+            await self.reply(R.ERR_AUTH_UNAVAILABLE)
+            return
+        except ValueError:  # longer than the auth API accepts: cannot be a valid login
+            await self._failed_login()
+            return
+        if result.throttled:
+            log.warning("login throttled", extra={"client_ip": self.client_ip})
+            await self.reply(R.ERR_THROTTLED)
+            return
+        if not result.ok or result.address is None:
+            await self._failed_login()
+            return
+        await self._open_maildrop(result.address)
+
+    async def _failed_login(self) -> None:
+        self.auth_failures += 1
+        log.info("login failed", extra={"client_ip": self.client_ip, "failures": self.auth_failures})
+        await asyncio.sleep(self.settings.pop3_auth_failure_delay_s)
+        if self.auth_failures >= self.settings.pop3_max_auth_failures:
+            await self.reply(R.ERR_TOO_MANY_AUTH_FAILURES)
+            raise _Close
+        await self.reply(R.ERR_AUTH_FAILED)
+
+    async def _open_maildrop(self, address: str) -> None:
+        """Lock, then snapshot (RFC 1939 §8: the lock is taken when the session enters TRANSACTION)."""
+        try:
+            directory = mailbox_path(self.settings.mail_root, address)
+        except UnsafeAddress:
+            log.error("auth service returned an unusable address", extra={"address": address})
+            await self.reply(R.ERR_MAILDROP_UNAVAILABLE)
+            return
+        lock = MaildropLock(self.env.redis, address, self.settings.pop3_lock_ttl_ms)
+        try:
+            if not await lock.acquire():
+                log.info("maildrop in use", extra={"user": address})
+                await self.reply(R.ERR_IN_USE)
+                return
+        except RedisError as exc:
+            log.error("could not lock maildrop", extra={"user": address, "error": str(exc)})
+            await self.reply(R.ERR_MAILDROP_UNAVAILABLE)
+            return
+        self.lock = lock  # from here on `_end` releases it, whatever happens
+        try:
+            maildrop = await Maildrop.open(directory)
+        except OSError as exc:
+            log.error("could not read maildrop", extra={"user": address, "error": str(exc)})
+            await lock.release()
+            self.lock = None
+            await self.reply(R.ERR_MAILDROP_UNAVAILABLE)
+            return
+        self.maildrop, self.address = maildrop, address
+        self._keep_alive = asyncio.create_task(lock.keep_alive(self._lock_lost))
+        self.state = State.TRANSACTION
+        count, size = maildrop.stat()
+        log.info("logged in", extra={"user": address, "messages": count, "octets": size})
+        await self.reply(f"+OK Logged in, {count} messages ({size} octets)")
+
+    # --------------------------------------------------------------------------- TRANSACTION commands
+
+    def _message_number(self, argument: str) -> int | None:
+        """A message number argument: decimal digits only (no sign, no spaces), as RFC 1939 §3 defines."""
+        if not argument.isascii() or not argument.isdigit():
+            return None  # the line length bounds the digits, so int() stays cheap
+        return int(argument)
+
+    async def _lookup(self, argument: str) -> MaildropMessage | None:
+        """The message a number argument names, or None after answering -ERR."""
+        assert self.maildrop is not None
+        number = self._message_number(argument)
+        if number is None:
+            await self._bad(R.ERR_SYNTAX)
+            return None
+        try:
+            return self.maildrop.get(number)
+        except NoSuchMessage:
+            await self.reply(R.ERR_NO_SUCH_MESSAGE)
+        except MessageDeleted:
+            await self.reply(R.ERR_MESSAGE_DELETED)
+        return None
+
+    async def cmd_stat(self, argument: str) -> None:
+        assert self.maildrop is not None
+        count, size = self.maildrop.stat()
+        await self.reply(f"+OK {count} {size}")
+
+    async def cmd_list(self, argument: str) -> None:
+        await self._listing(argument, lambda m: str(m.size))
+
+    async def cmd_uidl(self, argument: str) -> None:
+        await self._listing(argument, lambda m: m.uid)
+
+    async def _listing(self, argument: str, value: Callable[[MaildropMessage], str]) -> None:
+        """LIST and UIDL (RFC 1939 §5, §7): one message, or all not marked deleted."""
+        assert self.maildrop is not None
+        if argument:
+            message = await self._lookup(argument)
+            if message is not None:
+                await self.reply(f"+OK {message.number} {value(message)}")
+            return
+        count, size = self.maildrop.stat()
+        lines = [f"{m.number} {value(m)}" for m in self.maildrop.visible()]
+        await self.send(multiline(f"+OK {count} messages ({size} octets)", lines))
+
+    async def cmd_retr(self, argument: str) -> None:
+        """RFC 1939 §5. Then new/ → cur/, as Dovecot does; the UIDL stays the same."""
+        message = await self._lookup(argument)
+        if message is None:
+            return
+        if await self._send_message(message, f"+OK {message.size} octets", None):
+            assert self.maildrop is not None
+            await self.maildrop.mark_seen(message)
+            log.info("retrieved", extra={"user": self.address, "uid": message.uid, "octets": message.size})
+
+    async def cmd_top(self, argument: str) -> None:
+        """RFC 1939 §7: the header, the blank line, and the first n lines of the body."""
+        number, _, lines = argument.partition(" ")
+        if not lines.isascii() or not lines.isdigit():
+            await self._bad(R.ERR_SYNTAX)
+            return
+        message = await self._lookup(number)
+        if message is not None:
+            await self._send_message(message, "+OK Top of message follows", int(lines))
+
+    async def _send_message(self, message: MaildropMessage, first: str, body_lines: int | None) -> bool:
+        try:
+            file = await asyncio.to_thread(message.path.open, "rb")
+        except OSError as exc:
+            log.error("cannot open message", extra={"uid": message.uid, "error": str(exc)})
+            await self.reply(R.ERR_MESSAGE_GONE)
+            return False
+        try:
+            await send_message(
+                self.writer, file, first, body_lines, drain_timeout=self.settings.pop3_idle_timeout_s
+            )
+        finally:
+            file.close()
+        return True
+
+    async def cmd_dele(self, argument: str) -> None:
+        """RFC 1939 §5: only marks; the message is removed in the UPDATE state."""
+        message = await self._lookup(argument)
+        if message is not None:
+            assert self.maildrop is not None
+            self.maildrop.delete(message.number)
+            await self.reply(f"+OK Message {message.number} deleted")
+
+    async def cmd_rset(self, argument: str) -> None:
+        assert self.maildrop is not None
+        self.maildrop.reset()
+        count, size = self.maildrop.stat()
+        await self.reply(f"+OK Maildrop has {count} messages ({size} octets)")
+
+    async def cmd_noop(self, argument: str) -> None:
+        await self.reply("+OK")
+
+    async def _update(self) -> None:
+        """RFC 1939 §6. Deletes only while the lock is still ours: if it expired, another session may be
+        working on the maildrop and its view must not change under it."""
+        assert self.maildrop is not None and self.lock is not None
+        self.state = State.UPDATE
+        if self._keep_alive is not None:
+            self._keep_alive.cancel()
+        try:
+            still_ours = await self.lock.renew()
+        except RedisError as exc:
+            log.error("could not confirm maildrop lock", extra={"error": str(exc)})
+            still_ours = False
+        if not still_ours:
+            await self.reply(R.ERR_LOCK_LOST)
+            return
+        removed, failed = await self.maildrop.commit()
+        # Released before the answer: a client that reconnects right after +OK must not find it in use.
+        await self.lock.release()
+        log.info("update", extra={"user": self.address, "deleted": removed, "failed": failed})
+        if failed:
+            await self.reply(R.ERR_UPDATE_FAILED)
+        else:
+            await self.reply(f"{R.BYE} ({removed} messages deleted)")
+
+
+_AUTH = frozenset({State.AUTHORIZATION})
+_TRANSACTION = frozenset({State.TRANSACTION})
+_BOTH = _AUTH | _TRANSACTION
+
+COMMANDS: dict[str, tuple[frozenset[State], Handler]] = {
+    "CAPA": (_BOTH, Pop3Session.cmd_capa),
+    "QUIT": (_BOTH, Pop3Session.cmd_quit),
+    "STLS": (_AUTH, Pop3Session.cmd_stls),
+    "USER": (_AUTH, Pop3Session.cmd_user),
+    "PASS": (_AUTH, Pop3Session.cmd_pass),
+    "AUTH": (_AUTH, Pop3Session.cmd_auth),
+    "STAT": (_TRANSACTION, Pop3Session.cmd_stat),
+    "LIST": (_TRANSACTION, Pop3Session.cmd_list),
+    "UIDL": (_TRANSACTION, Pop3Session.cmd_uidl),
+    "RETR": (_TRANSACTION, Pop3Session.cmd_retr),
+    "TOP": (_TRANSACTION, Pop3Session.cmd_top),
+    "DELE": (_TRANSACTION, Pop3Session.cmd_dele),
+    "RSET": (_TRANSACTION, Pop3Session.cmd_rset),
+    "NOOP": (_TRANSACTION, Pop3Session.cmd_noop),
+}
+"""Every command, the states it is valid in (RFC 1939 §§4-7, RFC 2449 §5, RFC 2595 §4, RFC 5034 §4)."""
