@@ -3,9 +3,12 @@
 Per recipient (`deliver_one`):
 1. Already done? A Redis marker (`yubin:delivered:<queue id>:<recipient>`) or a file with this delivery's
    unique name part in `new/`/`cur/` means an earlier attempt stored it: do not store a second copy.
-2. Ask the auth service: a recipient deleted or disabled since acceptance fails (5.1.1, bounced).
-3. Quota: usage (S= sizes in new/ and cur/) plus this message over `quota_bytes` defers (4.2.2).
-4. Write `tmp/<name>`, fsync; set the marker; rename into `new/`, fsync `new/`.
+2. A copy of the same message (same Message-ID) already claimed for this recipient under another queue id?
+   Then this one is a duplicate from the SMTP hop: delivered, nothing written (see `duplicates`).
+3. Ask the auth service: a recipient deleted or disabled since acceptance fails (5.1.1, bounced).
+4. Quota: usage (S= sizes in new/ and cur/) plus this message over `quota_bytes` defers (4.2.2).
+5. Claim the Message-ID for this recipient (lost the race → duplicate, as in 2.); write `tmp/<name>`,
+   fsync; set the marker; rename into `new/`, fsync `new/`.
    The marker is set *before* the rename, so a redelivery after a crash recognizes the delivery even if
    the user fetched and deleted the file in between; a marker with the file still in `tmp/` means the
    crash came between marker and rename, and the redelivery finishes the rename.
@@ -27,6 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.delivery import mailbox_files
+from services.delivery.duplicates import DuplicateClaims, claim_key, normalized_message_id
 from services.delivery.retry_queue import stage_defer
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient, AuthUnavailable
@@ -52,11 +56,18 @@ class Outcome:
     """The message's file in the Maildir, when this attempt stored it or found it stored."""
     recovered: bool = False
     """True when an earlier, interrupted attempt had stored it (its trace event was lost with it)."""
+    duplicate_of: str | None = None
+    """The queue id of the copy of this message (same Message-ID) that was stored instead of this one."""
 
 
 def _delivered(recipient: str, stored: Path | None, *, recovered: bool = False) -> Outcome:
     status = RecipientStatus(recipient=recipient, state=RecipientState.DELIVERED, status="2.0.0")
     return Outcome(status, stored, recovered)
+
+
+def _duplicate(recipient: str, original_queue_id: str) -> Outcome:
+    status = RecipientStatus(recipient=recipient, state=RecipientState.DELIVERED, status="2.0.0")
+    return Outcome(status, duplicate_of=original_queue_id)
 
 
 def _deferred(recipient: str, status: str, diagnostic: str) -> Outcome:
@@ -97,6 +108,7 @@ class Deliverer:
         self.auth = auth
         self.consumer = consumer
         self.bodies = RedisBodyStore(redis)
+        self.duplicates = DuplicateClaims(redis, settings.delivery_duplicate_ttl_s)
         self._local_domains: set[str] | None = None
 
     async def handle(self, entry: Entry) -> None:
@@ -123,6 +135,7 @@ class Deliverer:
             return _failed(recipient, "5.1.3", "mailbox address not usable as a mailbox name")
         unique = delivery_unique(envelope.queue_id, recipient)
         marker = MARKER.format(envelope.queue_id, recipient)
+        claim = self._claim_key(envelope, recipient)
         try:
             marked = bool(await self.redis.exists(marker))
             state = await asyncio.to_thread(mailbox_files.inspect, maildir, unique)
@@ -139,6 +152,11 @@ class Deliverer:
                     "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
                 )
                 return _delivered(recipient, None, recovered=True)
+            if claim is not None:
+                # Before asking about the user and the quota: a duplicate must not be deferred or bounced.
+                holder = await self.duplicates.holder(claim)
+                if holder is not None and holder != envelope.queue_id:
+                    return self._suppressed(recipient, holder)
 
             try:
                 info = await self.auth.recipient(recipient)
@@ -156,7 +174,20 @@ class Deliverer:
 
             name = maildir_name(unique, self.settings.hostname, len(data), wire_size(data))
             await asyncio.to_thread(mailbox_files.ensure_maildir, maildir)
-            await asyncio.to_thread(mailbox_files.write_tmp, maildir, name, data, stale=state.in_tmp)
+            if claim is not None:
+                # Claimed before the first byte is written: a crash from here on leaves the claim with our
+                # queue id, and the redelivery of our entry (which recognizes itself) stores the message.
+                holder = await self.duplicates.claim(claim, envelope.queue_id)
+                if holder != envelope.queue_id:
+                    return self._suppressed(recipient, holder)
+            try:
+                await asyncio.to_thread(mailbox_files.write_tmp, maildir, name, data, stale=state.in_tmp)
+            except OSError:
+                if claim is not None:
+                    # We are deferring: let another copy be stored meanwhile rather than be suppressed
+                    # in favour of one that may never make it. (Before the marker, so no copy is complete.)
+                    await self.duplicates.release(claim, envelope.queue_id)
+                raise
             await self.redis.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
             await asyncio.to_thread(mailbox_files.move_to_new, maildir, name)
         except OSError as exc:
@@ -165,6 +196,20 @@ class Deliverer:
             return _deferred(recipient, "4.3.0", f"mailbox write failed: {exc.strerror or exc}")
         log.info("stored", extra={"recipient": recipient, "file": name, "size": len(data)})
         return _delivered(recipient, maildir / "new" / name)
+
+    def _claim_key(self, envelope: Envelope, recipient: str) -> str | None:
+        """The duplicate-suppression key for this recipient, None when off or without a Message-ID."""
+        message_id = normalized_message_id(envelope.message_id)
+        if not self.settings.delivery_suppress_duplicates or message_id is None:
+            return None
+        return claim_key(message_id, recipient)
+
+    def _suppressed(self, recipient: str, original_queue_id: str) -> Outcome:
+        log.info(
+            "duplicate suppressed: a copy with this Message-ID is stored for the recipient under another queue id",
+            extra={"recipient": recipient, "original_queue_id": original_queue_id},
+        )
+        return _duplicate(recipient, original_queue_id)
 
     async def finish(self, entry: Entry, envelope: Envelope, body: bytes, outcomes: list[Outcome]) -> None:
         """Trace, bounce, defer or release, and acknowledge: all in one MULTI."""
@@ -189,6 +234,17 @@ class Deliverer:
                             "mailbox": str(outcome.stored.parent.parent),
                             "file": outcome.stored.name,
                             "recovered": outcome.recovered,
+                        },
+                    )
+                if outcome.duplicate_of is not None:
+                    self._stage_trace(
+                        pipe,
+                        envelope,
+                        "duplicate-suppressed",
+                        {
+                            "recipient": outcome.status.recipient,
+                            "queue_id": envelope.queue_id,
+                            "original_queue_id": outcome.duplicate_of,
                         },
                     )
             if failed:
@@ -253,9 +309,16 @@ class Deliverer:
 
     async def _body_missing(self, entry: Entry, envelope: Envelope) -> None:
         # The body is released in the same MULTI as the acknowledgement, so it is only gone early if another
-        # consumer already finished this entry (then every recipient has its marker) — or something is wrong.
-        markers = [MARKER.format(envelope.queue_id, r) for r in dict.fromkeys(envelope.recipients)]
-        if await self.redis.exists(*markers) == len(markers):
+        # consumer already finished this entry (then every recipient has its marker, or was a suppressed
+        # duplicate) — or something is wrong.
+        if all([await self._finished(envelope, r) for r in dict.fromkeys(envelope.recipients)]):
             log.info("entry already finished by another consumer")
             return
         await self.consumer.dead_letter(entry, f"body {envelope.body_id} missing")
+
+    async def _finished(self, envelope: Envelope, recipient: str) -> bool:
+        if await self.redis.exists(MARKER.format(envelope.queue_id, recipient)):
+            return True
+        claim = self._claim_key(envelope, recipient)
+        holder = await self.duplicates.holder(claim) if claim is not None else None
+        return holder is not None and holder != envelope.queue_id

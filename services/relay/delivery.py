@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.relay.mx import DnsLookup, Route, RouteError, resolve_route
-from services.relay.smtp_session import SessionOptions, SessionResult, StartTlsFailed, send_via
+from services.relay.smtp_session import Accepted, SessionOptions, SessionResult, StartTlsFailed, send_via
 from shared.models import RecipientState, RecipientStatus
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,13 @@ class DomainDelivery:
         return route
 
     async def deliver(
-        self, domain: str, sender: str, recipients: list[str], body: bytes, trace: Trace
+        self,
+        domain: str,
+        sender: str,
+        recipients: list[str],
+        body: bytes,
+        trace: Trace,
+        on_accepted: Accepted | None = None,
     ) -> list[RecipientStatus]:
         try:
             route = await self.route(domain, trace)
@@ -75,7 +81,7 @@ class DomainDelivery:
         pending = list(recipients)
         for host in route.hosts:
             for address in host.addresses:
-                result = await self._session(address, host.name, sender, pending, body)
+                result = await self._session(address, host.name, sender, pending, body, on_accepted)
                 await trace(
                     "attempt",
                     {
@@ -100,14 +106,31 @@ class DomainDelivery:
         return [final.get(r) or last[r] for r in recipients]
 
     async def _session(
-        self, address: str, mx_name: str, sender: str, recipients: list[str], body: bytes
+        self,
+        address: str,
+        mx_name: str,
+        sender: str,
+        recipients: list[str],
+        body: bytes,
+        on_accepted: Accepted | None,
     ) -> SessionResult:
         try:
-            return await send_via(address, mx_name, sender, recipients, body, self.options)
+            return await send_via(
+                address, mx_name, sender, recipients, body, self.options, on_accepted=on_accepted
+            )
         except StartTlsFailed as exc:
             # Opportunistic TLS: a broken TLS stack on the other side must not stop the mail.
             log.warning(
                 "STARTTLS failed, retrying in plain text",
                 extra={"host": mx_name, "address": address, "error": str(exc)},
             )
-            return await send_via(address, mx_name, sender, recipients, body, self.options, use_tls=False)
+            return await send_via(
+                address,
+                mx_name,
+                sender,
+                recipients,
+                body,
+                self.options,
+                use_tls=False,
+                on_accepted=on_accepted,
+            )

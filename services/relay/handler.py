@@ -6,9 +6,9 @@ The transaction (MULTI/EXEC) holds everything that finishes this attempt:
 - the release of our hold on the body once no recipient is left,
 - trace events, and the acknowledgement of the stream entry.
 
-So a crash before EXEC leaves the entry pending: it is redelivered and the message may be sent once more
-(as with any MTA that dies between the remote's 250 and its own bookkeeping), but no bounce is lost or
-sent twice, and the body is never released while a retry still needs it.
+So a crash before EXEC leaves the entry pending and it is redelivered; no bounce is lost or sent twice, and
+the body is never released while a retry still needs it. Recipients a remote already accepted are not sent
+again: each remote's 250 to DATA is recorded at once (`sent_record`), and the redelivery skips them.
 """
 
 import asyncio
@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from services.relay.delivery import DomainDelivery, domain_of, smtp_path_ok
 from services.relay.local_domains import LocalDomains
 from services.relay.retry import RetryQueue, backoff_delay
+from services.relay.sent_record import SentRecord
 from shared.body_store import RedisBodyStore, holder
 from shared.bounce import stage_bounce
 from shared.bus import Consumer, Entry, publish, stage_publish
@@ -72,6 +73,7 @@ class RelayHandler:
         self.local_domains = local_domains
         self.wake_scheduler = wake_scheduler
         self.rng = rng or random.Random()
+        self.sent = SentRecord(redis, settings.relay_sent_record_ttl_s)
 
     async def __call__(self, entry: Entry) -> None:
         try:
@@ -103,9 +105,19 @@ class RelayHandler:
 
     async def attempt(self, envelope: Envelope, body: bytes) -> list[RecipientStatus]:
         """Deliver to all domains at once (one SMTP connection each); one status per recipient."""
-        recipients = list(dict.fromkeys(envelope.recipients))
+        # Recipients an earlier attempt of this entry handed over before it crashed: not again.
+        recorded = await self.sent.recorded(envelope.queue_id)
+        already = [recorded[r] for r in dict.fromkeys(envelope.recipients) if r in recorded]
+        recipients = [r for r in dict.fromkeys(envelope.recipients) if r not in recorded]
+        if already:
+            detail = {s.recipient: f"{s.status} {s.diagnostic or ''}".strip() for s in already}
+            await self._trace(
+                envelope, "already-sent", {"attempt": envelope.attempts + 1, "recipients": detail}
+            )
+        if not recipients:
+            return already
         if not smtp_path_ok(envelope.sender, mailbox=False):
-            return [
+            return already + [
                 RecipientStatus(
                     recipient=r, state=RecipientState.FAILED, status="5.1.7", diagnostic="bad sender address"
                 )
@@ -126,13 +138,16 @@ class RelayHandler:
         async def trace(event: str, detail: dict[str, Any]) -> None:
             await self._trace(envelope, event, {"attempt": envelope.attempts + 1, **detail})
 
+        async def accepted(statuses: list[RecipientStatus]) -> None:
+            await self.sent.record(envelope.queue_id, statuses)
+
         results = await asyncio.gather(
             *(
-                self.delivery.deliver(domain, envelope.sender, rcpts, body, trace)
+                self.delivery.deliver(domain, envelope.sender, rcpts, body, trace, accepted)
                 for domain, rcpts in by_domain.items()
             )
         )
-        return refused + [status for result in results for status in result]
+        return already + refused + [status for result in results for status in result]
 
     async def finish(
         self,
@@ -193,6 +208,7 @@ class RelayHandler:
                     if event == "deferred":
                         detail["next_attempt_at"] = datetime.fromtimestamp(due, UTC).isoformat()
                     stage_publish(pipe, TRACE, self._event(envelope, event, detail), maxlen=TRACE_MAXLEN)
+            self.sent.stage_forget(pipe, envelope.queue_id)
             self.consumer.stage_ack(pipe, entry)
             await pipe.execute()
 

@@ -6,6 +6,7 @@ caller tries the next address or MX host; anything later is the final word of th
 """
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -44,6 +45,10 @@ def status_from_reply(recipient: str, code: int, message: str, remote_mta: str) 
         diagnostic=reply_text(code, message),
         remote_mta=remote_mta,
     )
+
+
+Accepted = Callable[[list[RecipientStatus]], Awaitable[None]]
+"""Told the recipients a server accepted, as soon as its 250 to DATA arrives (before QUIT)."""
 
 
 class StartTlsFailed(Exception):
@@ -122,6 +127,7 @@ async def send_via(
     options: SessionOptions,
     *,
     use_tls: bool = True,
+    on_accepted: Accepted | None = None,
 ) -> SessionResult:
     """Deliver `body` to `recipients` through the server at `address` (whose MX name is `mx_name`)."""
     smtp = SMTP(
@@ -174,6 +180,8 @@ async def send_via(
             code, message = exc.code, exc.message
         for recipient in accepted:
             statuses[recipient] = status_from_reply(recipient, code, message, mx_name)
+        if on_accepted is not None and 200 <= code < 300:
+            await on_accepted([statuses[r] for r in accepted])
         await _quit(smtp)
         return SessionResult([statuses[r] for r in recipients], False, reply_text(code, message), tls)
     except StartTlsFailed:

@@ -40,3 +40,16 @@ class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
         "must outlast any redelivery of the stream entry (bus_max_deliveries x bus_claim_idle_ms): a "
         "redelivery inside it never stores a second copy, even after the user deleted the first one.",
     )
+    delivery_suppress_duplicates: bool = Field(
+        True,
+        description="Store one copy per Message-ID and recipient (Cyrus IMAP's duplicatesuppression): a "
+        "copy arriving under another queue id (a sending relay that crashed after our 250 sends again) is "
+        "reported delivered and not stored. Messages without a Message-ID are never suppressed.",
+    )
+    delivery_duplicate_ttl_s: int = Field(
+        7 * 86400,
+        ge=60,
+        description="How long Redis remembers which queue id stored a Message-ID for a recipient (seconds). "
+        "It should outlast a sender's retries (5 days for most MTAs); within it, a second message with the "
+        "same Message-ID to the same recipient is suppressed.",
+    )

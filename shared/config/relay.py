@@ -69,6 +69,14 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     relay_domains_cache_s: float = Field(
         60.0, ge=0, description="How long the local domain list from the auth service is cached."
     )
+    relay_sent_record_ttl_s: int = Field(
+        7 * 86400,
+        ge=60,
+        description="How long Redis keeps the recipients a remote server accepted for a message whose "
+        "attempt was never finished (the relay died after the remote's 250), so the redelivered entry "
+        "does not send to them again (seconds). Finished attempts delete it at once; it must outlast any "
+        "redelivery of the entry (bus_max_deliveries x bus_claim_idle_ms).",
+    )
 
     @field_validator("relay_own_addresses", "relay_retry_schedule_s", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import make_msgid
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -25,8 +26,14 @@ def read(mail_root: Path, address: str, name: str, sub: str = "new") -> bytes:
     return (mail_root / domain / local / sub / name).read_bytes()
 
 
-async def send(redis: Redis, body: bytes, sender: str, recipients: list[str]) -> Envelope:
-    envelope = Envelope(sender=sender, recipients=recipients, body_id="", message_id="<m@beta.test>")
+async def send(
+    redis: Redis, body: bytes, sender: str, recipients: list[str], message_id: str | None = ""
+) -> Envelope:
+    """Queue `body` for local delivery as the MX would. Every message gets its own Message-ID unless one is
+    given (None: the message has none), since delivery stores one copy per Message-ID and recipient."""
+    if message_id == "":
+        message_id = make_msgid(domain="beta.test")
+    envelope = Envelope(sender=sender, recipients=recipients, body_id="", message_id=message_id)
     published = await enqueue(redis, body, {LOCAL_DELIVERY: envelope})
     return published[LOCAL_DELIVERY]
 

@@ -28,7 +28,9 @@ async def test_each_recipient_gets_exact_bytes_and_the_body_is_released(
     start_delivery, redis: Redis, mail_root: Path
 ) -> None:
     service = start_delivery()
-    envelope = await send(redis, BODY, "carol@beta.test", ["ann@alpha.test", "bob@alpha.test"])
+    envelope = await send(
+        redis, BODY, "carol@beta.test", ["ann@alpha.test", "bob@alpha.test"], message_id="<m@beta.test>"
+    )
 
     async def both_stored() -> bool:
         return bool(files(mail_root, "ann@alpha.test") and files(mail_root, "bob@alpha.test"))
