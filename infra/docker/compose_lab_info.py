@@ -1,0 +1,66 @@
+"""Write the lab-info JSON of a running compose lab (the shape `yubin lab info --json` prints).
+
+    python infra/docker/compose_lab_info.py OUT CERT -- docker-compose -p PROJECT -f docker-compose.yml ...
+
+The endpoints are asked from compose (`port`), the secrets are the ones compose was given (the .env
+variables, read from this process's environment), CERT is the lab's certificate copied out of the `tls`
+volume. `YUBIN_E2E_LAB_INFO=OUT` points the end-to-end tests at the lab, `YUBIN_LAB_INFO=OUT` the `yubin` CLI.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.lab.info import write_info
+
+SITES = {
+    # domain: (service suffix, env prefix, demo user, its password variable)
+    "alpha.test": ("alpha", "ALPHA", "alice@alpha.test", "ALICE_PASSWORD"),
+    "beta.test": ("beta", "BETA", "bob@beta.test", "BOB_PASSWORD"),
+}
+# Where `front` (HAProxy) listens for each site's admin API and POP3 (infra/haproxy/haproxy.cfg).
+FRONT_PORTS = {"alpha": {"admin": 10080, "pop3": 10110}, "beta": {"admin": 20080, "pop3": 20110}}
+
+
+def published(compose: list[str], service: str, port: int, protocol: str = "tcp") -> str:
+    """HOST:PORT on the host for the service's container port (first replica)."""
+    result = subprocess.run(
+        [*compose, "port", f"--protocol={protocol}", service, str(port)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    address = result.stdout.strip()
+    if not address or address.endswith(":0"):
+        raise RuntimeError(f"{service} publishes no port {port}/{protocol}")
+    return address
+
+
+def lab_info(compose: list[str], cert: Path) -> dict[str, Any]:
+    sites: dict[str, Any] = {}
+    for domain, (name, prefix, user, password_var) in SITES.items():
+        front = FRONT_PORTS[name]
+        sites[domain] = {
+            "submission": published(compose, f"submission-{name}", 587),
+            "mx": published(compose, f"mx-{name}", 25),
+            "pop3": published(compose, "front", front["pop3"]),
+            "admin": "http://" + published(compose, "front", front["admin"]),
+            "admin_token": os.environ[f"{prefix}_ADMIN_TOKEN"],
+            "users": {user: os.environ[password_var]},
+        }
+    return {"dns": published(compose, "coredns", 53, "udp"), "sites": sites, "tls_cert": str(cert)}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 4 or argv[2] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    out, cert, compose = Path(argv[0]), Path(argv[1]).resolve(), argv[3:]
+    write_info(out, lab_info(compose, cert))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
