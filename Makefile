@@ -17,9 +17,22 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# The docker compose lab: build, up, end-to-end tests against it, down -v (infra/docker/test-compose.sh).
+# CI=true: also installs Debian's Docker, starts an engine if none runs and builds the base images locally.
+test-compose: $(STAMP)
+	bash infra/docker/test-compose.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+# The native two-site lab (README, "The lab"): Ctrl-C stops it. LAB_ARGS e.g. --free-ports, --set YUBIN_X=1.
+lab: $(STAMP)
+	$(BIN)/yubin lab up $(LAB_ARGS)
+
+# Throughput and latency of the lab (and of the reference Postfix lab when it is up). BENCH_ARGS e.g. -n 500.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)

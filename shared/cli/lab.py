@@ -1,0 +1,99 @@
+"""`yubin lab up` runs the native lab (what `make lab` does); `yubin lab info` says where it is."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shared.cli.errors import CliError, ExitCode
+from shared.cli.lab_endpoints import add_lab_options, load_lab
+from shared.lab.certs import CertificateError
+from shared.lab.config import LAB_DIR_ENV, lab_config, with_free_ports
+from shared.lab.processes import UnknownSetting
+from shared.lab.provision import ProvisionError
+from shared.lab.runner import LabError, run_lab
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    lab = subparsers.add_parser("lab", help="run the native two-site lab, or show where it is")
+    commands = lab.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        help="start the lab and run it until Ctrl-C",
+        description="Start NSD, a Redis per site and every service of alpha.test and beta.test under "
+        "honcho; create the demo users; print how to send and fetch. Data stays in the lab directory.",
+    )
+    up.add_argument("--lab-dir", type=Path, help=f"lab directory (default: ${LAB_DIR_ENV}, else ./lab)")
+    ports = up.add_mutually_exclusive_group()
+    ports.add_argument("--free-ports", action="store_true", help="pick free ports (tests, benchmarks)")
+    ports.add_argument(
+        "--standard-ports", action="store_true", default=None, help="25/587/110/53 (root only)"
+    )
+    ports.add_argument(
+        "--high-ports",
+        dest="standard_ports",
+        action="store_false",
+        help="2525/5870/1100/5353 (default unless root)",
+    )
+    up.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="YUBIN_NAME=VALUE",
+        help="a setting for every service that has it, e.g. YUBIN_RELAY_RETRY_SCHEDULE_S=1,2 (repeatable)",
+    )
+    up.add_argument("--info-file", type=Path, help="also write the lab info JSON here once the lab is ready")
+    up.add_argument(
+        "--log", type=Path, help="append the processes' output here (default <lab dir>/lab.log; '-': stdout)"
+    )
+    up.set_defaults(handler=lab_up)
+
+    info = commands.add_parser("info", help="where the running lab's servers are, with tokens and passwords")
+    info.add_argument("--json", action="store_true", help="the lab info as JSON")
+    add_lab_options(info)
+    info.set_defaults(handler=lab_info, lab=True)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("YUBIN_"):
+            raise CliError(f"--set needs YUBIN_NAME=VALUE, got {pair!r}", ExitCode.USAGE)
+        settings[name] = value
+    return settings
+
+
+def lab_up(args: argparse.Namespace) -> int:
+    config = lab_config(args.lab_dir, standard_ports=args.standard_ports, settings=parse_settings(args.set))
+    if args.free_ports:
+        config = with_free_ports(config)
+    log_file = None
+    try:
+        if args.log is not None:
+            log_file = sys.stdout if str(args.log) == "-" else args.log.open("a")
+        return run_lab(config, info_file=args.info_file, log=log_file)
+    except UnknownSetting as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from exc
+    except (LabError, ProvisionError, CertificateError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        if log_file is not None and log_file is not sys.stdout:
+            log_file.close()
+
+
+def lab_info(args: argparse.Namespace) -> int:
+    info = load_lab(args.lab_info)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return ExitCode.OK
+    print(f"dns {info['dns']}")
+    for domain, site in info["sites"].items():
+        print(f"\n{domain}")
+        for key in ("submission", "mx", "pop3", "admin"):
+            print(f"  {key:<11} {site[key]}")
+        print(f"  {'admin token':<11} {site['admin_token']}")
+        for address, password in site.get("users", {}).items():
+            print(f"  user        {address}  password {password}")
+    return ExitCode.OK

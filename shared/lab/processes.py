@@ -1,0 +1,256 @@
+"""Every process of the lab (NSD, a Redis per site, each service of each site) with its command and settings.
+
+This list is the single description of the lab: `procfile.py` renders it for honcho (`make lab`), the
+end-to-end tests run the same list under their own supervisor (they kill and restart single services),
+and the docker compose lab uses the same settings. Environment variable names are exactly the fields of
+each service's settings class (`shared/config/<service>.py`); `tests/unit/lab` checks that.
+"""
+
+import importlib
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic_settings import BaseSettings
+
+from shared.lab.config import ROOT, LabConfig, Site
+from shared.lab.credentials import SiteCredentials
+
+REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
+ENV_PREFIX = "YUBIN_"
+# honcho sends SIGKILL 5 s after SIGTERM: sessions get less than that to finish, so they end cleanly.
+SHUTDOWN_GRACE_S = "4"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A kind of Yubin process: its module and the module of its settings class."""
+
+    name: str
+    module: str
+    settings_module: str
+
+
+ROLES = (
+    Role("auth", "services.auth", "shared.config.auth"),
+    Role("submission", "services.submission", "shared.config.submission"),
+    Role("mx", "services.submission", "shared.config.submission"),
+    Role("relay", "services.relay", "shared.config.relay"),
+    Role("delivery", "services.delivery", "shared.config.delivery"),
+    Role("pop3", "services.pop3", "shared.config.pop3"),
+)
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    site: str | None = None
+    role: str | None = None
+    listens: tuple[str, int] | None = None
+    """Where the process accepts connections once it is ready (None: it only consumes)."""
+
+
+class UnknownSetting(ValueError):
+    pass
+
+
+def settings_class(role: Role) -> type[BaseSettings]:
+    """The one BaseSettings subclass defined in the role's settings module."""
+    module = importlib.import_module(role.settings_module)
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, BaseSettings) and value.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        raise RuntimeError(
+            f"{role.settings_module} should define exactly one settings class, found {classes}"
+        )
+    return classes[0]
+
+
+def setting_names(role: Role) -> set[str]:
+    return {ENV_PREFIX + name.upper() for name in settings_class(role).model_fields}
+
+
+def binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if found is None:
+        raise FileNotFoundError(f"'{name}' is not installed (Debian package: {name.split('-')[0]})")
+    return found
+
+
+def role_env(config: LabConfig, site: Site, role: str, creds: SiteCredentials) -> dict[str, str]:
+    """The settings of one service of one site (before `config.settings` overrides)."""
+    common = {
+        "YUBIN_REDIS_URL": site.redis_url,
+        "YUBIN_HOSTNAME": site.mx_host,
+        "YUBIN_LOG_LEVEL": "INFO",
+    }
+    auth_client = {"YUBIN_AUTH_URL": site.admin_url, "YUBIN_SERVICE_TOKEN": creds.service_token}
+    mail_root = {"YUBIN_MAIL_ROOT": str(config.mail_root(site))}
+    if role == "auth":
+        return {
+            **common,
+            "YUBIN_ADMIN_TOKEN": creds.admin_token,
+            "YUBIN_SERVICE_TOKEN": creds.service_token,
+            "YUBIN_AUTH_HOST": site.address,
+            "YUBIN_AUTH_PORT": str(site.ports.admin),
+        }
+    if role in ("submission", "mx"):
+        port = site.ports.submission if role == "submission" else site.ports.mx
+        return {
+            **common,
+            **auth_client,
+            "YUBIN_SMTP_ROLE": role,
+            "YUBIN_SMTP_HOST": site.address,
+            "YUBIN_SMTP_PORT": str(port),
+            "YUBIN_TLS_CERT_FILE": str(config.cert_file),
+            "YUBIN_TLS_KEY_FILE": str(config.key_file),
+            # The lab is reached over loopback only; plaintext AUTH keeps the swaks/curl examples short.
+            "YUBIN_ALLOW_PLAINTEXT_AUTH": "true",
+            "YUBIN_SHUTDOWN_GRACE_S": SHUTDOWN_GRACE_S,
+        }
+    if role == "relay":
+        peer = config.peer(site)
+        return {
+            **common,
+            **auth_client,
+            "YUBIN_DNS_SERVER": f"{config.dns_address}:{config.dns_port}",
+            # With fixed ports both sites' MX listen on the same port; with free ports they differ, and
+            # each relay connects to the MX port of the other site.
+            "YUBIN_RELAY_PORT": str(peer.ports.mx),
+            "YUBIN_RELAY_OWN_ADDRESSES": site.address,
+        }
+    if role == "delivery":
+        return {**common, **auth_client, **mail_root}
+    if role == "pop3":
+        return {
+            **common,
+            **auth_client,
+            **mail_root,
+            "YUBIN_POP3_HOST": site.address,
+            "YUBIN_POP3_PORT": str(site.ports.pop3),
+            "YUBIN_POP3_TLS_CERT": str(config.cert_file),
+            "YUBIN_POP3_TLS_KEY": str(config.key_file),
+            "YUBIN_POP3_ALLOW_PLAINTEXT_AUTH": "true",
+            "YUBIN_POP3_SHUTDOWN_GRACE_S": SHUTDOWN_GRACE_S,
+        }
+    raise ValueError(role)
+
+
+def apply_overrides(config: LabConfig, role: Role, env: dict[str, str]) -> dict[str, str]:
+    """`config.settings` go to every service whose settings class has them."""
+    try:
+        names = setting_names(role)
+    except ModuleNotFoundError:
+        return env
+    return {**env, **{key: value for key, value in config.settings.items() if key in names}}
+
+
+def check_overrides(config: LabConfig) -> None:
+    """Refuse an override no service knows: a typo must not silently leave the default in place."""
+    known: set[str] = set()
+    for role in ROLES:
+        try:
+            known |= setting_names(role)
+        except ModuleNotFoundError:
+            continue
+    unknown = sorted(set(config.settings) - known)
+    if unknown:
+        raise UnknownSetting(f"no Yubin service has the setting(s): {', '.join(unknown)}")
+
+
+def nsd_config(config: LabConfig, zones_dir: Path) -> str:
+    """NSD serving the project's zone files on the lab's DNS address (config as in tests/fixtures/nsd.py)."""
+    directory = config.dns_dir
+    lines = [
+        "server:",
+        f"    ip-address: {config.dns_address}",
+        f"    port: {config.dns_port}",
+        '    username: ""',
+        '    chroot: ""',
+        f'    zonesdir: "{zones_dir}"',
+        f'    pidfile: "{directory / "nsd.pid"}"',
+        f'    xfrdfile: "{directory / "xfrd.state"}"',
+        f'    zonelistfile: "{directory / "zone.list"}"',
+        f'    xfrdir: "{directory}"',
+        '    database: ""',
+        f'    logfile: "{directory / "nsd.log"}"',
+        "    server-count: 1",
+        "    hide-version: yes",
+        # NSD rate-limits answers by default; a burst of MX lookups from the relays must not be dropped.
+        "    rrl-ratelimit: 0",
+        "remote-control:",
+        "    control-enable: no",
+    ]
+    for zone in sorted(zones_dir.glob("*.zone")):
+        lines += ["zone:", f"    name: {zone.name.removesuffix('.zone')}", f'    zonefile: "{zone}"']
+    return "\n".join(lines) + "\n"
+
+
+def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) -> list[ProcessSpec]:
+    specs = [
+        ProcessSpec(
+            "dns",
+            (binary("nsd"), "-d", "-c", str(config.dns_dir / "nsd.conf")),
+            listens=(config.dns_address, config.dns_port),
+        )
+    ]
+    for site in config.sites:
+        redis_dir = config.site_dir(site) / "redis"
+        specs.append(
+            ProcessSpec(
+                f"{site.name}-redis",
+                (
+                    binary("redis-server"),
+                    str(REDIS_CONF),
+                    "--bind",
+                    site.address,
+                    "--port",
+                    str(site.ports.redis),
+                    "--dir",
+                    str(redis_dir),
+                    "--daemonize",
+                    "no",
+                ),
+                site=site.domain,
+                role="redis",
+                listens=(site.address, site.ports.redis),
+            )
+        )
+    for site in config.sites:
+        for role in ROLES:
+            env = apply_overrides(config, role, role_env(config, site, role.name, credentials[site.domain]))
+            specs.append(
+                ProcessSpec(
+                    f"{site.name}-{role.name}",
+                    (sys.executable, "-m", role.module),
+                    env=env,
+                    site=site.domain,
+                    role=role.name,
+                    listens=listen_address(site, role.name),
+                )
+            )
+    return specs
+
+
+def listen_address(site: Site, role: str) -> tuple[str, int] | None:
+    ports = {
+        "auth": site.ports.admin,
+        "submission": site.ports.submission,
+        "mx": site.ports.mx,
+        "pop3": site.ports.pop3,
+    }
+    return (site.address, ports[role]) if role in ports else None
+
+
+def prepare_directories(config: LabConfig, zones_dir: Path) -> None:
+    config.dns_dir.mkdir(parents=True, exist_ok=True)
+    (config.dns_dir / "nsd.conf").write_text(nsd_config(config, zones_dir))
+    for site in config.sites:
+        (config.site_dir(site) / "redis").mkdir(parents=True, exist_ok=True)
+        config.mail_root(site).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,114 @@
+"""`yubin lab up` (what `make lab` runs): honcho brings both sites up, Ctrl-C leaves no process behind, and
+mail and passwords survive a restart of the lab."""
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.lab.info import pid_alive
+from tests.e2e.conftest import Lab
+from tests.e2e.mail import hostport, messages_with, token, wait_for, wait_for_message, yubin
+
+ALICE = "alice@alpha.test"
+BOB = "bob@beta.test"
+INFO_KEYS = {"submission", "mx", "pop3", "admin", "admin_token", "users"}
+
+
+def start_lab(lab_dir: Path) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "lab", "up", "--free-ports", "--lab-dir", str(lab_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    info_file = lab_dir / "lab-info.json"
+
+    def ready() -> dict | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"yubin lab up exited {proc.returncode}: {proc.stdout.read().decode()}")
+        if info_file.exists():
+            info = json.loads(info_file.read_text())
+            if info.get("runner_pid") == proc.pid:
+                return info
+        return None
+
+    return proc, wait_for("the lab to come up", ready, timeout=90, every=0.2)
+
+
+def ctrl_c(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out.decode()
+
+
+def started_pids(lab_dir: Path) -> list[int]:
+    return [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", (lab_dir / "lab.log").read_text())]
+
+
+def listening(address: str) -> bool:
+    try:
+        with socket.create_connection(hostport(address), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.native_only  # starts its own lab and sends it Ctrl-C
+def test_lab_up_serves_mail_stops_cleanly_and_keeps_mail_across_restarts(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    proc, info = start_lab(lab_dir)
+    try:
+        assert set(info) >= {"dns", "sites"} and re.fullmatch(r"127\.0\.3\.53:\d+", info["dns"])
+        assert set(info["sites"]) == {"alpha.test", "beta.test"}
+        for domain, address in (("alpha.test", "127.0.3.10"), ("beta.test", "127.0.3.20")):
+            site = info["sites"][domain]
+            assert set(site) >= INFO_KEYS
+            assert site["submission"].startswith(address + ":") and site["admin"].startswith(
+                f"http://{address}:"
+            )
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "lab",
+                "info",
+                "--json",
+                "--lab-info",
+                str(lab_dir / "lab-info.json"),
+            ],
+            capture_output=True,
+            check=True,
+        )
+        assert json.loads(shown.stdout) == info
+
+        lab = Lab(info, lab_dir / "lab-info.json", None)
+        tag = token()
+        yubin(lab, "send", "--lab", "--from", ALICE, "--to", BOB, "--subject", tag, "kept across restarts")
+        wait_for_message(lab, BOB, tag)
+    finally:
+        rc, out = ctrl_c(proc)
+    assert rc == 0, out
+    pids = started_pids(lab_dir)
+    assert len(pids) == 15  # NSD, and per site: Redis + auth, submission, mx, relay, delivery, pop3
+    assert not [pid for pid in pids if pid_alive(pid)], "processes left behind"
+    assert not any(listening(site["submission"]) for site in info["sites"].values())
+    with pytest.raises(AssertionError):
+        yubin(lab, "lab", "info")  # the lab says it is stopped
+
+    # Same directory again: same passwords, bob's message still there.
+    (lab_dir / "lab.log").unlink()
+    proc, again = start_lab(lab_dir)
+    try:
+        assert again["sites"]["beta.test"]["users"] == info["sites"]["beta.test"]["users"]
+        relaunched = Lab(again, lab_dir / "lab-info.json", None)
+        assert len(messages_with(relaunched, BOB, tag, delete=True)) == 1
+    finally:
+        rc, out = ctrl_c(proc)
+    assert rc == 0, out
+    assert not [pid for pid in started_pids(lab_dir) if pid_alive(pid)]

@@ -1,0 +1,38 @@
+"""Lab credentials survive a restart; the certificate names both sites."""
+
+import ssl
+import subprocess
+from pathlib import Path
+
+from shared.lab.certs import ensure_certificate
+from shared.lab.config import lab_config
+from shared.lab.credentials import load_or_create
+
+
+def test_passwords_and_tokens_are_stable_across_restarts(tmp_path: Path) -> None:
+    config = lab_config(tmp_path, standard_ports=False)
+    first = load_or_create(config)
+    second = load_or_create(config)
+    assert first == second
+    assert set(first["alpha.test"].users) == {"alice@alpha.test"}
+    assert set(first["beta.test"].users) == {"bob@beta.test"}
+    assert first["alpha.test"].admin_token != first["beta.test"].admin_token
+    assert (tmp_path / "credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_certificate_covers_both_sites_and_is_kept(tmp_path: Path) -> None:
+    config = lab_config(tmp_path, standard_ports=False)
+    cert, key = ensure_certificate(config)
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in ("mx.alpha.test", "mx.beta.test", "127.0.3.10", "127.0.3.20"):
+        assert name in text
+    context = ssl.create_default_context(cafile=str(cert))
+    context.load_cert_chain(cert, key)
+    before = cert.read_bytes()
+    ensure_certificate(config)
+    assert cert.read_bytes() == before
