@@ -20,8 +20,20 @@ SITES = {
     "alpha.test": ("alpha", "ALPHA", "alice@alpha.test", "ALICE_PASSWORD"),
     "beta.test": ("beta", "BETA", "bob@beta.test", "BOB_PASSWORD"),
 }
+# The lab's well-known secrets: docker-compose.yml's `${VAR:-default}`s (a test keeps the two equal);
+# a .env in the environment overrides them, as it does for compose.
+LAB_DEFAULTS = {
+    "ALPHA_ADMIN_TOKEN": "alpha-admin-lab-token",
+    "BETA_ADMIN_TOKEN": "beta-admin-lab-token",
+    "ALICE_PASSWORD": "secret-alice",
+    "BOB_PASSWORD": "secret-bob",
+}
 # Where `front` (HAProxy) listens for each site's admin API and POP3 (infra/haproxy/haproxy.cfg).
 FRONT_PORTS = {"alpha": {"admin": 10080, "pop3": 10110}, "beta": {"admin": 20080, "pop3": 20110}}
+
+
+def secret(name: str) -> str:
+    return os.environ.get(name) or LAB_DEFAULTS[name]
 
 
 def published(compose: list[str], service: str, port: int, protocol: str = "tcp") -> str:
@@ -47,8 +59,8 @@ def lab_info(compose: list[str], cert: Path) -> dict[str, Any]:
             "mx": published(compose, f"mx-{name}", 25),
             "pop3": published(compose, "front", front["pop3"]),
             "admin": "http://" + published(compose, "front", front["admin"]),
-            "admin_token": os.environ[f"{prefix}_ADMIN_TOKEN"],
-            "users": {user: os.environ[password_var]},
+            "admin_token": secret(f"{prefix}_ADMIN_TOKEN"),
+            "users": {user: secret(password_var)},
         }
     return {"dns": published(compose, "coredns", 53, "udp"), "sites": sites, "tls_cert": str(cert)}
 

@@ -37,7 +37,7 @@ HAPROXY_CFG = ROOT / "infra" / "haproxy" / "haproxy.cfg"
 SITES = ("alpha", "beta")
 SCALABLE = ("auth", "relay", "delivery", "pop3")
 EVERY_SERVICE = ("auth", "submission", "mx", "relay", "delivery", "pop3")
-# Values for the ${VAR:?...} secrets compose takes from .env (see infra/docker/gen-env.sh).
+# Values for the ${VAR:-lab default} secrets a .env may set (see infra/docker/gen-env.sh).
 SECRETS = {
     name: f"{name.lower()}-0123456789abcdef"
     for name in (
@@ -263,7 +263,7 @@ def test_ci_override_builds_offline_and_only_replaces_what_cannot_be_pulled() ->
 
 
 def test_gen_env_makes_every_secret_compose_needs() -> None:
-    needed = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text()))
+    needed = set(re.findall(r"\$\{(\w+):-", COMPOSE_FILE.read_text()))
     assert needed == set(SECRETS)
     script = ROOT / "infra" / "docker" / "gen-env.sh"
     out = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True).stdout
@@ -282,3 +282,22 @@ def test_lab_info_reads_the_ports_front_publishes() -> None:
     spec.loader.exec_module(module)
     front = {int(port.split(":")[1]) for port in published_ports(SERVICES["front"])}
     assert {port for ports in module.FRONT_PORTS.values() for port in ports.values()} == front
+
+
+def test_lab_info_knows_the_compose_defaults() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "compose_lab_info", ROOT / "infra" / "docker" / "compose_lab_info.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    defaults = dict(re.findall(r"\$\{(\w+):-([^}]*)\}", COMPOSE_FILE.read_text()))
+    assert module.LAB_DEFAULTS == {name: defaults[name] for name in module.LAB_DEFAULTS}
+
+
+def test_plain_docker_compose_up_needs_no_env_file() -> None:
+    """`docker compose up` is the one command that starts the lab: every variable has a lab default."""
+    text = COMPOSE_FILE.read_text()
+    variables = re.findall(r"\$\{[^}]*\}", text)
+    assert variables, "the secrets are expected to be overridable from .env"
+    assert [v for v in variables if ":-" not in v] == []
