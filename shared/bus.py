@@ -102,6 +102,7 @@ class Consumer:
         self.name = name or default_consumer_name()
         self.settings = settings
         self.dead_letter_stream = dead_letter_stream
+        self._staged_acks: set[str] = set()
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) if missing; safe to call from every replica at every start."""
@@ -147,12 +148,23 @@ class Consumer:
             entry = _entry(self.stream, entry_id, fields, deliveries)
             if deliveries > self.settings.bus_max_deliveries:
                 await self.dead_letter(entry, f"delivered {deliveries} times without being acknowledged")
+                self._staged_acks.discard(entry.id)  # acknowledged right there, not by run_consumer
                 continue
             entries.append(entry)
         return entries
 
     def stage_ack(self, pipe: Pipeline, entry: Entry) -> None:
         pipe.xack(self.stream, self.group, entry.id)
+        # Remembered so run_consumer does not send a second XACK once the handler returns: if the
+        # transaction failed, the handler raised and run_consumer does not ack anyway.
+        self._staged_acks.add(entry.id)
+
+    def ack_pending(self, entry: Entry) -> bool:
+        """True unless a handler already staged this entry's acknowledgement in its own transaction."""
+        if entry.id in self._staged_acks:
+            self._staged_acks.discard(entry.id)
+            return False
+        return True
 
     async def ack(self, entry: Entry) -> None:
         await self.redis.xack(self.stream, self.group, entry.id)
@@ -208,8 +220,10 @@ async def run_consumer(consumer: Consumer, handler: Handler, stop: asyncio.Event
     async def work(entry: Entry) -> None:
         try:
             await handler(entry)
-            await consumer.ack(entry)
+            if consumer.ack_pending(entry):
+                await consumer.ack(entry)
         except Exception:
+            consumer.ack_pending(entry)  # forget a staged ack whose transaction did not run
             log.exception(
                 "handler failed; entry stays pending for a retry",
                 extra={"stream": consumer.stream, "entry_id": entry.id, "deliveries": entry.deliveries},

@@ -10,12 +10,13 @@ import logging
 
 from redis.exceptions import RedisError
 
+from services.relay.connection_cache import ConnectionCache
 from services.relay.delivery import DomainDelivery
 from services.relay.handler import RelayHandler
 from services.relay.local_domains import LocalDomains
 from services.relay.mx import DnsLookup, make_resolver
 from services.relay.retry import RetryQueue, run_scheduler
-from services.relay.smtp_session import SessionOptions
+from services.relay.smtp_session import SessionOptions, client_tls_context
 from shared.auth_client import AuthClient
 from shared.bus import Consumer, run_consumer
 from shared.config.relay import RelaySettings
@@ -27,10 +28,26 @@ from shared.streams import OUTBOUND, RELAY_GROUP
 log = logging.getLogger("services.relay")
 
 
-def domain_delivery(settings: RelaySettings) -> DomainDelivery:
+def connection_cache(settings: RelaySettings) -> ConnectionCache:
+    return ConnectionCache(
+        idle_s=settings.relay_connection_cache_idle_s,
+        max_idle=settings.relay_connection_cache_max,
+        reuse_limit_s=settings.relay_connection_reuse_limit_s,
+        quit_timeout_s=settings.relay_connect_timeout_s,
+    )
+
+
+def domain_delivery(settings: RelaySettings, connections: ConnectionCache) -> DomainDelivery:
     dns_host, dns_port = settings.dns_host_port
+    resolver = make_resolver(
+        dns_host,
+        dns_port,
+        settings.dns_timeout_s,
+        cache_size=settings.dns_cache_size,
+        negative_ttl_s=settings.dns_negative_cache_s,
+    )
     return DomainDelivery(
-        DnsLookup(make_resolver(dns_host, dns_port, settings.dns_timeout_s), ipv6=settings.relay_ipv6),
+        DnsLookup(resolver, ipv6=settings.relay_ipv6),
         SessionOptions(
             port=settings.relay_port,
             helo_name=settings.hostname,
@@ -38,9 +55,12 @@ def domain_delivery(settings: RelaySettings) -> DomainDelivery:
             command_timeout=settings.relay_command_timeout_s,
             starttls=settings.relay_starttls,
             tls_verify=settings.relay_tls_verify,
+            tls_context=client_tls_context(settings.relay_tls_verify),
+            source_address=settings.relay_source_address or None,
         ),
         own_names={settings.hostname.lower().rstrip(".")},
         own_addresses=set(settings.relay_own_addresses),
+        connections=connections,
     )
 
 
@@ -51,6 +71,7 @@ async def run(settings: RelaySettings) -> None:
     retry = RetryQueue(redis, OUTBOUND)
     wake = asyncio.Event()
     scheduler = asyncio.create_task(run_scheduler(retry, stop, wake, settings.relay_scheduler_max_sleep_s))
+    connections = connection_cache(settings)
     try:
         await consumer.ensure_group()  # so the group exists once we say "started"
     except RedisError as exc:
@@ -61,7 +82,7 @@ async def run(settings: RelaySettings) -> None:
                 redis,
                 consumer,
                 settings,
-                domain_delivery(settings),
+                domain_delivery(settings, connections),
                 retry,
                 LocalDomains(auth, settings.relay_domains_cache_s),
                 wake,
@@ -73,12 +94,15 @@ async def run(settings: RelaySettings) -> None:
                     "dns_server": settings.dns_server,
                     "relay_port": settings.relay_port,
                     "concurrency": settings.concurrency,
+                    "source_address": settings.relay_source_address or None,
+                    "connection_cache_idle_s": settings.relay_connection_cache_idle_s,
                 },
             )
             await run_consumer(consumer, handler, stop)
     finally:
         stop.set()
         await scheduler
+        await connections.close()  # after the in-flight deliveries: QUIT what waits idle
         await redis.aclose()
     log.info("relay stopped")
 

@@ -6,16 +6,18 @@ what is left when the hosts run out keeps the last answer it got. Every attempt 
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+from services.relay.connection_cache import ConnectionCache
 from services.relay.mx import DnsLookup, Route, RouteError, resolve_route
 from services.relay.smtp_session import Accepted, SessionOptions, SessionResult, StartTlsFailed, send_via
 from shared.models import RecipientState, RecipientStatus
 
 log = logging.getLogger(__name__)
 
-Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+Trace = Callable[[str, dict[str, Any]], None]
+"""Records a trace event (the handler writes them with the attempt's outcome)."""
 
 
 def smtp_path_ok(address: str, *, mailbox: bool) -> bool:
@@ -39,9 +41,11 @@ class DomainDelivery:
         *,
         own_names: set[str],
         own_addresses: set[str],
+        connections: ConnectionCache | None = None,
     ) -> None:
         self.lookup = lookup
         self.options = options
+        self.connections = connections
         self.own_names = own_names
         self.own_addresses = own_addresses
 
@@ -51,11 +55,9 @@ class DomainDelivery:
                 self.lookup, domain, own_names=self.own_names, own_addresses=self.own_addresses
             )
         except RouteError as exc:
-            await trace("mx-lookup", {"domain": domain, "error": exc.message, "status": exc.status})
+            trace("mx-lookup", {"domain": domain, "error": exc.message, "status": exc.status})
             raise
-        await trace(
-            "mx-lookup", {"domain": domain, "implicit_mx": route.implicit, "answer": route.describe()}
-        )
+        trace("mx-lookup", {"domain": domain, "implicit_mx": route.implicit, "answer": route.describe()})
         return route
 
     async def deliver(
@@ -82,7 +84,7 @@ class DomainDelivery:
         for host in route.hosts:
             for address in host.addresses:
                 result = await self._session(address, host.name, sender, pending, body, on_accepted)
-                await trace(
+                trace(
                     "attempt",
                     {
                         "domain": domain,
@@ -116,7 +118,14 @@ class DomainDelivery:
     ) -> SessionResult:
         try:
             return await send_via(
-                address, mx_name, sender, recipients, body, self.options, on_accepted=on_accepted
+                address,
+                mx_name,
+                sender,
+                recipients,
+                body,
+                self.options,
+                on_accepted=on_accepted,
+                cache=self.connections,
             )
         except StartTlsFailed as exc:
             # Opportunistic TLS: a broken TLS stack on the other side must not stop the mail.
@@ -133,4 +142,5 @@ class DomainDelivery:
                 self.options,
                 use_tls=False,
                 on_accepted=on_accepted,
+                cache=self.connections,
             )

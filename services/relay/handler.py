@@ -20,15 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from services.relay.delivery import DomainDelivery, domain_of, smtp_path_ok
 from services.relay.local_domains import LocalDomains
 from services.relay.retry import RetryQueue, backoff_delay
 from services.relay.sent_record import SentRecord
-from shared.body_store import RedisBodyStore, holder
+from shared.body_store import BODY_KEY, RedisBodyStore, holder
 from shared.bounce import stage_bounce
-from shared.bus import Consumer, Entry, publish, stage_publish
+from shared.bus import Consumer, Entry, stage_publish
 from shared.config.relay import RelaySettings
 from shared.log import log_context
 from shared.models import Envelope, RecipientState, RecipientStatus, TraceEvent
@@ -88,11 +87,15 @@ class RelayHandler:
         # Learn the local domains before sending anything: failing after a remote 250 would make the
         # redelivered entry send the message again.
         local_domains = set() if envelope.is_bounce else await self.local_domains.get()
-        body = await self.bodies.get(envelope.body_id)
+        # The body and the recipients an earlier attempt of this entry already handed over: one round trip.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(BODY_KEY.format(envelope.body_id))  # RedisBodyStore.get, inside the pipeline
+            self.sent.stage_recorded(pipe, envelope.queue_id)
+            body, recorded = await pipe.execute()
         if body is None:
             await self.consumer.dead_letter(entry, f"body {envelope.body_id} is missing")
             return
-        log.info(
+        log.debug(
             "delivering",
             extra={
                 "attempt": envelope.attempts + 1,
@@ -100,20 +103,32 @@ class RelayHandler:
                 "entry_deliveries": entry.deliveries,
             },
         )
-        statuses = await self.attempt(envelope, body)
-        await self.finish(entry, envelope, body, statuses, local_domains)
+        events: list[TraceEvent] = []
+        statuses = await self.attempt(envelope, body, self.sent.parse(recorded), events)
+        await self.finish(entry, envelope, body, statuses, local_domains, events)
 
-    async def attempt(self, envelope: Envelope, body: bytes) -> list[RecipientStatus]:
-        """Deliver to all domains at once (one SMTP connection each); one status per recipient."""
-        # Recipients an earlier attempt of this entry handed over before it crashed: not again.
-        recorded = await self.sent.recorded(envelope.queue_id)
+    async def attempt(
+        self,
+        envelope: Envelope,
+        body: bytes,
+        recorded: dict[str, RecipientStatus],
+        events: list[TraceEvent],
+    ) -> list[RecipientStatus]:
+        """Deliver to all domains at once (one SMTP connection each); one status per recipient.
+
+        `recorded`: recipients an earlier attempt of this entry handed over before it crashed (not again).
+        The attempt's trace events go into `events`; `finish` writes them with the outcome, in its one
+        transaction (each event keeps the time it happened, so the trace still reads in order)."""
+
+        def trace(event: str, detail: dict[str, Any]) -> None:
+            detail = {"attempt": envelope.attempts + 1, **detail}
+            log.debug(event, extra=detail)
+            events.append(self._event(envelope, event, detail))
+
         already = [recorded[r] for r in dict.fromkeys(envelope.recipients) if r in recorded]
         recipients = [r for r in dict.fromkeys(envelope.recipients) if r not in recorded]
         if already:
-            detail = {s.recipient: f"{s.status} {s.diagnostic or ''}".strip() for s in already}
-            await self._trace(
-                envelope, "already-sent", {"attempt": envelope.attempts + 1, "recipients": detail}
-            )
+            trace("already-sent", {"recipients": {s.recipient: _outcome(s) for s in already}})
         if not recipients:
             return already
         if not smtp_path_ok(envelope.sender, mailbox=False):
@@ -135,9 +150,6 @@ class RelayHandler:
             if smtp_path_ok(recipient, mailbox=True):
                 by_domain.setdefault(domain_of(recipient), []).append(recipient)
 
-        async def trace(event: str, detail: dict[str, Any]) -> None:
-            await self._trace(envelope, event, {"attempt": envelope.attempts + 1, **detail})
-
         async def accepted(statuses: list[RecipientStatus]) -> None:
             await self.sent.record(envelope.queue_id, statuses)
 
@@ -156,6 +168,7 @@ class RelayHandler:
         body: bytes,
         statuses: list[RecipientStatus],
         local_domains: set[str],
+        events: list[TraceEvent],
     ) -> None:
         now = time.time()
         attempts = envelope.attempts + 1
@@ -197,13 +210,13 @@ class RelayHandler:
             else:
                 # Nothing left to do: let go of the body (the last holder deletes it).
                 self.bodies.stage_release(pipe, envelope.body_id, holder(OUTBOUND, envelope.queue_id))
+            for step in events:
+                stage_publish(pipe, TRACE, step, maxlen=TRACE_MAXLEN)
             for event, group in (("delivered", delivered), ("bounced", failed), ("deferred", deferred)):
                 if group:
                     detail: dict[str, Any] = {
                         "attempt": attempts,
-                        "recipients": {
-                            s.recipient: f"{s.status} {s.diagnostic or ''}".strip() for s in group
-                        },
+                        "recipients": {s.recipient: _outcome(s) for s in group},
                     }
                     if event == "deferred":
                         detail["next_attempt_at"] = datetime.fromtimestamp(due, UTC).isoformat()
@@ -248,10 +261,6 @@ class RelayHandler:
             detail=detail,
         )
 
-    async def _trace(self, envelope: Envelope, event: str, detail: dict[str, Any]) -> None:
-        log.info(event, extra=detail)
-        try:
-            await publish(self.redis, TRACE, self._event(envelope, event, detail), maxlen=TRACE_MAXLEN)
-        except RedisError as exc:
-            # The trace is for watching; losing one event must not fail (and so repeat) a delivery.
-            log.warning("trace event lost", extra={"event": event, "error": str(exc)})
+
+def _outcome(status: RecipientStatus) -> str:
+    return f"{status.status} {status.diagnostic or ''}".strip()

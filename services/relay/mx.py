@@ -9,9 +9,13 @@ says whether the failure is permanent (bounce now) or temporary (retry later):
 - NXDOMAIN → permanent 5.1.2. SERVFAIL, REFUSED or a timeout → temporary 4.4.3.
 - Our own name or address among the MX hosts: that entry and every less preferred one are dropped (we
   would be relaying to ourselves); if nothing is left the mail loops back to us → permanent 5.4.6.
+
+Answers are cached (`AnswerCache`) for their TTL, negative ones (NXDOMAIN, no records) for a short time at
+most; failures are never cached, so the outcomes above are the same with or without the cache.
 """
 
 import random
+import time
 from dataclasses import dataclass, field
 
 import dns.asyncresolver
@@ -49,19 +53,44 @@ class Route:
         return [{"preference": h.preference, "host": h.name, "addresses": h.addresses} for h in self.hosts]
 
 
-def make_resolver(host: str, port: int, timeout: float) -> dns.asyncresolver.Resolver:
+class AnswerCache(dns.resolver.LRUCache):
+    """dnspython's LRU answer cache (entries live as long as the answer's TTL says), with negative answers
+    (NXDOMAIN, no records of the type) kept at most `negative_ttl_s`: the SOA minimum of a zone may be
+    hours, and a domain that was just created should not bounce for that long. Failures (SERVFAIL,
+    timeouts) are never cached: dnspython does not store them."""
+
+    def __init__(self, max_size: int, negative_ttl_s: float) -> None:
+        super().__init__(max_size)
+        self.negative_ttl_s = negative_ttl_s
+
+    def put(self, key: dns.resolver.CacheKey, value: dns.resolver.Answer) -> None:
+        if value.rrset is None:
+            if self.negative_ttl_s <= 0:
+                return
+            value.expiration = min(value.expiration, time.time() + self.negative_ttl_s)
+        super().put(key, value)
+
+
+def make_resolver(
+    host: str, port: int, timeout: float, *, cache_size: int = 0, negative_ttl_s: float = 0.0
+) -> dns.asyncresolver.Resolver:
     # configure=False: never read /etc/resolv.conf; the relay asks exactly the server in its settings.
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [host]
     resolver.port = port
     resolver.lifetime = timeout
     resolver.timeout = timeout
+    if cache_size > 0:
+        resolver.cache = AnswerCache(cache_size, negative_ttl_s)
     return resolver
+
+
+_shuffler = random.Random()  # one, not one per lookup: seeding from os.urandom costs a system call
 
 
 def order_mx(records: list[tuple[int, str]], rng: random.Random | None = None) -> list[tuple[int, str]]:
     """RFC 5321 §5.1: most preferred (lowest number) first; hosts of equal preference in random order."""
-    rng = rng or random.Random()
+    rng = rng or _shuffler
     shuffled = list(records)
     rng.shuffle(shuffled)
     return sorted(shuffled, key=lambda record: record[0])  # sorted() is stable: the shuffle survives ties

@@ -31,7 +31,14 @@ class SentRecord:
 
     async def recorded(self, queue_id: str) -> dict[str, RecipientStatus]:
         """The recipients of `queue_id` an earlier attempt already handed over, with their statuses."""
-        fields = await self.redis.hgetall(SENT.format(queue_id))
+        return self.parse(await self.redis.hgetall(SENT.format(queue_id)))
+
+    def stage_recorded(self, pipe: Pipeline, queue_id: str) -> None:
+        """`recorded` as part of the caller's pipeline; `parse` its reply."""
+        pipe.hgetall(SENT.format(queue_id))
+
+    @staticmethod
+    def parse(fields: dict[bytes, bytes]) -> dict[str, RecipientStatus]:
         return {
             recipient.decode(): RecipientStatus.model_validate_json(status)
             for recipient, status in fields.items()

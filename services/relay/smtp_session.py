@@ -3,15 +3,23 @@
 The result is one `RecipientStatus` per recipient, taken from the remote server's replies. A failure before
 the mail transaction started (no connection, bad greeting, EHLO or TLS trouble) is a *host* failure: the
 caller tries the next address or MX host; anything later is the final word of this host.
+
+Connections are reused (`connection_cache`): after a clean transaction the connection waits a few seconds
+for the next message to the same server, which starts with RSET. If a cached connection turns out dead
+before the message went out (RSET fails, or it drops before DATA), a new connection takes over: nothing
+was sent, so nothing is lost or sent twice. Once DATA has started, a drop is reported like any other.
 """
 
+import ipaddress
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import SMTP, SMTPResponse
 
+from services.relay.connection_cache import Connection, ConnectionCache, Destination, quit_politely
 from shared.models import RecipientState, RecipientStatus
 
 # RFC 3463 enhanced status code at the start of a reply text, e.g. "5.1.1 <bob@x>: no such user".
@@ -73,6 +81,19 @@ class SessionOptions:
     command_timeout: float
     starttls: bool
     tls_verify: bool
+    tls_context: ssl.SSLContext | None = None
+    """Built once at start-up (`client_tls_context`): building one per connection costs ~tens of ms."""
+    source_address: str | None = None
+    """Bind outgoing connections to this local address (None: the system picks)."""
+
+
+def client_tls_context(verify: bool) -> ssl.SSLContext:
+    """The client side of STARTTLS, as aiosmtplib would build it per connection: the system's CAs and
+    hostname check when `verify`, else encryption without authentication (opportunistic TLS)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = verify
+    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+    return context
 
 
 def _all(
@@ -88,7 +109,7 @@ def _mail_options(smtp: SMTP, sender: str, recipients: list[str], body: bytes) -
     options: list[str] = []
     if smtp.supports_extension("size"):
         options.append(f"SIZE={len(body)}")
-    if smtp.supports_extension("8bitmime") and any(byte > 127 for byte in body):
+    if smtp.supports_extension("8bitmime") and not body.isascii():
         options.append("BODY=8BITMIME")
     if smtp.supports_extension("smtputf8") and not all(a.isascii() for a in [sender, *recipients]):
         options.append("SMTPUTF8")
@@ -110,12 +131,79 @@ async def _greet(smtp: SMTP, options: SessionOptions, mx_name: str, use_tls: boo
         return False
     if use_tls and options.starttls and smtp.supports_extension("starttls"):
         try:
-            await smtp.starttls(server_hostname=mx_name, validate_certs=options.tls_verify)
+            await smtp.starttls(
+                server_hostname=mx_name, validate_certs=options.tls_verify, tls_context=options.tls_context
+            )
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise StartTlsFailed(str(exc)) from exc
         await smtp.ehlo()  # RFC 3207: forget what was learned before TLS
         return True
     return False
+
+
+def _source(options: SessionOptions, address: str) -> tuple[str, int] | None:
+    """The local address to bind to, if one is set and of the destination's family (an IPv4 source
+    cannot reach an IPv6 MX: then the system picks)."""
+    if not options.source_address:
+        return None
+    if ipaddress.ip_address(options.source_address).version != ipaddress.ip_address(address).version:
+        return None
+    return (options.source_address, 0)
+
+
+async def _open(address: str, mx_name: str, options: SessionOptions, use_tls: bool) -> Connection:
+    """A new connection, greeted (and with TLS if offered). Raises on any trouble; the caller closes."""
+    smtp = SMTP(
+        hostname=address,
+        port=options.port,
+        local_hostname=options.helo_name,
+        source_address=_source(options, address),
+        timeout=options.command_timeout,
+        start_tls=False,  # STARTTLS is decided here, after reading the EHLO reply
+        validate_certs=options.tls_verify,
+        tls_context=options.tls_context,
+    )
+    connection = Connection(smtp, tls=False)
+    try:
+        await smtp.connect(timeout=options.connect_timeout)
+        connection.tls = await _greet(smtp, options, mx_name, use_tls)
+    except (aiosmtplib.SMTPException, OSError) as exc:  # timeouts are OSErrors too
+        smtp.close()
+        raise _OpenFailed(exc, connection.tls) from exc
+    except BaseException:  # StartTlsFailed (the caller retries without TLS), cancellation
+        smtp.close()
+        raise
+    return connection
+
+
+class _OpenFailed(Exception):
+    def __init__(self, cause: BaseException, tls: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.tls = tls
+
+
+async def _reusable(connection: Connection, options: SessionOptions) -> bool:
+    """RSET on a cached connection: clears whatever the last transaction left and proves the server is
+    still there (Postfix does the same before reusing a cached session)."""
+    try:
+        await connection.smtp.rset(timeout=options.connect_timeout)
+        return True
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        connection.smtp.close()
+        return False
+    except BaseException:
+        connection.smtp.close()  # cancelled: nobody will use or give back this connection
+        raise
+
+
+async def _cached(
+    cache: ConnectionCache | None, destination: Destination, options: SessionOptions
+) -> Connection | None:
+    while cache is not None and (connection := cache.take(destination)) is not None:
+        if await _reusable(connection, options):
+            return connection
+    return None
 
 
 async def send_via(
@@ -128,22 +216,56 @@ async def send_via(
     *,
     use_tls: bool = True,
     on_accepted: Accepted | None = None,
+    cache: ConnectionCache | None = None,
 ) -> SessionResult:
-    """Deliver `body` to `recipients` through the server at `address` (whose MX name is `mx_name`)."""
-    smtp = SMTP(
-        hostname=address,
-        port=options.port,
-        local_hostname=options.helo_name,
-        timeout=options.command_timeout,
-        start_tls=False,  # STARTTLS is decided here, after reading the EHLO reply
-        validate_certs=options.tls_verify,
-    )
-    tls = False
-    transaction_started = False
+    """Deliver `body` to `recipients` through the server at `address` (whose MX name is `mx_name`), on a
+    cached connection if there is one; a connection still healthy afterwards goes (back) into the cache."""
+    destination = (address, options.port, mx_name)
+    connection = await _cached(cache, destination, options)
+    if connection is not None:
+        result = await _transaction(connection, address, mx_name, sender, recipients, body, on_accepted)
+        if result is not _STALE:
+            await _release(cache, destination, connection)
+            return result
+        # The cached connection died before the message went out: nothing was sent, use a new one.
     try:
-        await smtp.connect(timeout=options.connect_timeout)
-        tls = await _greet(smtp, options, mx_name, use_tls)
+        connection = await _open(address, mx_name, options, use_tls)
+    except _OpenFailed as failure:
+        return _failure(
+            failure.cause, recipients, address, mx_name, transaction_started=False, tls=failure.tls
+        )
+    result = await _transaction(connection, address, mx_name, sender, recipients, body, on_accepted)
+    await _release(cache, destination, connection)
+    return result
 
+
+_STALE = SessionResult([], True, "the cached connection was lost")
+"""Only for a connection that carried mail before: a new connection's drop is reported as it is."""
+
+
+async def _release(cache: ConnectionCache | None, destination: Destination, connection: Connection) -> None:
+    """Keep a healthy connection for the next message, or say goodbye."""
+    if not connection.smtp.is_connected:
+        return
+    connection.transactions += 1
+    if cache is None or not cache.put(destination, connection):
+        await quit_politely(connection.smtp, connection.smtp.timeout or 10.0)
+
+
+async def _transaction(
+    connection: Connection,
+    address: str,
+    mx_name: str,
+    sender: str,
+    recipients: list[str],
+    body: bytes,
+    on_accepted: Accepted | None,
+) -> SessionResult:
+    """MAIL, RCPT..., DATA on a greeted connection. On an error the connection is closed; `_STALE` when a
+    connection that had carried mail before dropped before DATA (nothing sent: the caller opens a new one)."""
+    smtp, tls = connection.smtp, connection.tls
+    data_sent = False
+    try:
         limit = _size_limit(smtp)
         if limit and len(body) > limit:
             reply = f"message size {len(body)} exceeds the limit {limit} of {mx_name}"
@@ -151,7 +273,6 @@ async def send_via(
                 _all(recipients, RecipientState.FAILED, "5.3.4", reply, mx_name), False, reply, tls
             )
 
-        transaction_started = True
         mail_options = _mail_options(smtp, sender, recipients, body)
         encoding = "utf-8" if "SMTPUTF8" in mail_options else "ascii"
         try:
@@ -169,10 +290,10 @@ async def send_via(
             except aiosmtplib.SMTPRecipientRefused as exc:
                 statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
         if not accepted:
-            await _quit(smtp)
             last = next(reversed(statuses.values()))
             return SessionResult(list(statuses.values()), False, last.diagnostic or "", tls)
 
+        data_sent = True  # from here on the server may have the message (RFC 1047): never send it again
         try:
             response: SMTPResponse = await smtp.data(body)
             code, message = response.code, response.message
@@ -182,35 +303,47 @@ async def send_via(
             statuses[recipient] = status_from_reply(recipient, code, message, mx_name)
         if on_accepted is not None and 200 <= code < 300:
             await on_accepted([statuses[r] for r in accepted])
-        await _quit(smtp)
         return SessionResult([statuses[r] for r in recipients], False, reply_text(code, message), tls)
-    except StartTlsFailed:
-        smtp.close()
-        raise
     except aiosmtplib.SMTPResponseException as exc:
-        # A bad greeting or EHLO/HELO reply, or an unexpected reply mid-transaction.
+        # An unexpected reply mid-transaction (421 included: aiosmtplib has closed the connection then).
         smtp.close()
+        reply = reply_text(exc.code, exc.message)
+        state = RecipientState.FAILED if 500 <= exc.code < 600 else RecipientState.DEFERRED
+        return SessionResult(
+            _all(recipients, state, enhanced_status(exc.code, exc.message), reply, mx_name), False, reply, tls
+        )
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        smtp.close()
+        if connection.transactions and not data_sent:
+            return _STALE
+        return _failure(exc, recipients, address, mx_name, True, tls)
+    except BaseException:
+        smtp.close()  # cancelled mid-conversation: the connection is in an unknown state
+        raise
+
+
+def _failure(
+    exc: BaseException,
+    recipients: list[str],
+    address: str,
+    mx_name: str,
+    transaction_started: bool,
+    tls: bool,
+) -> SessionResult:
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        # A bad greeting or EHLO/HELO reply: the next host may do better.
         reply = reply_text(exc.code, exc.message)
         state = RecipientState.FAILED if 500 <= exc.code < 600 else RecipientState.DEFERRED
         status = enhanced_status(exc.code, exc.message)
         return SessionResult(
             _all(recipients, state, status, reply, mx_name), not transaction_started, reply, tls
         )
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        # No connection, a timeout, or the connection dropped: nothing was accepted, try again later.
-        smtp.close()
-        reply = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        status = "4.4.1" if not transaction_started else "4.4.2"
-        return SessionResult(
-            _all(recipients, RecipientState.DEFERRED, status, f"{address}: {reply}", mx_name),
-            not transaction_started,
-            reply,
-            tls,
-        )
-
-
-async def _quit(smtp: SMTP) -> None:
-    try:
-        await smtp.quit()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        smtp.close()  # the mail is already accepted; a rude goodbye changes nothing
+    # No connection, a timeout, or the connection dropped: nothing was accepted, try again later.
+    reply = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    status = "4.4.1" if not transaction_started else "4.4.2"
+    return SessionResult(
+        _all(recipients, RecipientState.DEFERRED, status, f"{address}: {reply}", mx_name),
+        not transaction_started,
+        reply,
+        tls,
+    )

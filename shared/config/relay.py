@@ -1,5 +1,6 @@
 """Settings of the relay (`services.relay`): DNS, the SMTP client, and the retry schedule."""
 
+import ipaddress
 import json
 from typing import Annotated
 
@@ -18,6 +19,17 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     dns_timeout_s: float = Field(
         5.0, gt=0, description="How long one DNS lookup may take before it counts as a temporary failure."
     )
+    dns_cache_size: int = Field(
+        10000,
+        ge=0,
+        description="How many DNS answers the relay caches, each for its TTL (0 turns the cache off).",
+    )
+    dns_negative_cache_s: float = Field(
+        30.0,
+        ge=0,
+        description="Negative answers (NXDOMAIN, no records of the type) are cached at most this long "
+        "(seconds; at most the zone's negative TTL too; 0: not cached). Failures are never cached.",
+    )
     relay_port: int = Field(
         25,
         ge=1,
@@ -35,6 +47,25 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     )
     relay_command_timeout_s: float = Field(
         300.0, gt=0, description="Timeout for each SMTP command's reply (the end-of-DATA reply included)."
+    )
+    relay_source_address: str = Field(
+        "",
+        description="Bind outgoing SMTP connections to this local address (empty: the system picks). "
+        "Used only for destinations of the same address family.",
+    )
+    relay_connection_cache_idle_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long an SMTP connection stays open after a message, waiting for the next one to "
+        "the same server (seconds; 0 turns connection reuse off).",
+    )
+    relay_connection_cache_max: int = Field(
+        32, ge=0, description="How many idle SMTP connections are kept at most, over all destinations."
+    )
+    relay_connection_reuse_limit_s: float = Field(
+        300.0,
+        gt=0,
+        description="A connection older than this is not reused again (seconds), so no session lives forever.",
     )
     relay_starttls: bool = Field(True, description="Use STARTTLS when the remote server offers it.")
     relay_tls_verify: bool = Field(
@@ -93,6 +124,13 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     def _schedule_not_empty(cls, value: list[float]) -> list[float]:
         if not value or any(wait <= 0 for wait in value):
             raise ValueError("the retry schedule needs at least one positive wait")
+        return value
+
+    @field_validator("relay_source_address", mode="after")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if value:
+            ipaddress.ip_address(value)  # raises ValueError: a typo must not fail every connection later
         return value
 
     @property

@@ -224,7 +224,12 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
         )
     for site in config.sites:
         for role in ROLES:
-            env = apply_overrides(config, role, role_env(config, site, role.name, credentials[site.domain]))
+            env = role_env(config, site, role.name, credentials[site.domain])
+            if role.name == "relay":
+                # Native only: all sites share the host's loopback, so the relay binds to its site's
+                # address (the peer's Received header names alpha, not 127.0.0.1); containers need not.
+                env["YUBIN_RELAY_SOURCE_ADDRESS"] = site.address
+            env = apply_overrides(config, role, env)
             specs.append(
                 ProcessSpec(
                     f"{site.name}-{role.name}",

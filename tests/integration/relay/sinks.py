@@ -1,7 +1,9 @@
 """SMTP receivers the relay delivers to: real aiosmtpd servers on loopback addresses, recording what they got.
 
 A sink can be told to answer RCPT for an address with a list of replies (one per attempt, then 250), to
-answer DATA with a list of replies, or to stall in DATA (answer only after `stall_seconds`) for its first N messages.
+answer DATA with a list of replies, to stall in DATA (answer only after `stall_seconds`) for its first N
+messages, or to hang up when a connection that already carried a message starts another (`hang_up_on_reuse`).
+Each message records the connection it came on (`peer`: the relay's address and port).
 """
 
 import asyncio
@@ -22,6 +24,7 @@ class Received:
     helo: str | None
     mail_options: list[str]
     tls: bool
+    peer: tuple[str, int]
 
 
 @dataclass
@@ -30,6 +33,7 @@ class SinkBehaviour:
     data_replies: list[str] = field(default_factory=list)
     stall_data: int = 0
     stall_seconds: float = 3600.0
+    hang_up_on_reuse: bool = False
 
 
 class SinkHandler:
@@ -39,6 +43,30 @@ class SinkHandler:
         self.rcpt_log: list[tuple[str, str]] = []
         self.stalled = threading.Event()
         self.lock = threading.Lock()
+        self.transactions: dict[tuple[str, int], int] = {}  # per connection (peer), MAIL commands seen
+        self.quits = 0
+        self.hang_ups = 0
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        peer = tuple(session.peer)
+        with self.lock:
+            seen = self.transactions.get(peer, 0)
+            self.transactions[peer] = seen + 1
+            hang_up = self.behaviour.hang_up_on_reuse and seen > 0
+            self.hang_ups += hang_up
+        if hang_up:
+            server.transport.close()  # as if the connection had died while the relay kept it idle
+            return "421 4.4.2 gone"  # never arrives
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.quits += 1
+        return "221 Bye"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -71,6 +99,7 @@ class SinkHandler:
                         helo=session.host_name,
                         mail_options=list(envelope.mail_options),
                         tls=session.ssl is not None,
+                        peer=tuple(session.peer),
                     )
                 )
         return reply
@@ -104,6 +133,11 @@ class Sink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    @property
+    def connections(self) -> set[tuple[str, int]]:
+        """The connections (relay address and port) that brought messages."""
+        return {message.peer for message in self.messages}
 
     @property
     def messages(self) -> list[Received]:

@@ -39,7 +39,8 @@ async def test_sigkill_after_the_remote_accepted_does_not_send_again(world, redi
     later = world.sink(
         "127.0.5.6", SinkBehaviour(rcpt_replies={"carol@later.world.test": ["451 4.3.0 busy"]})
     )
-    relay = world.relay(YUBIN_BUS_CLAIM_IDLE_MS="500")
+    # No connection reuse: the relay QUITs right after the 250, so the sink can hold it there.
+    relay = world.relay(YUBIN_BUS_CLAIM_IDLE_MS="500", YUBIN_RELAY_CONNECTION_CACHE_IDLE_S="0")
     envelope = await submit(redis, ["bob@amx.world.test", "carol@later.world.test"], "sent-once")
 
     assert await asyncio.to_thread(accepting.handler.quitting.wait, 20), "the relay never sent QUIT"
