@@ -16,7 +16,7 @@ from services.auth.directory import AlreadyExists, Directory, DirectoryError, Do
 from services.auth.login import Logins
 from services.auth.passwords import Passwords
 from services.auth.routes import domains, health, internal, users
-from services.auth.throttle import Throttle
+from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
 from shared.redis_client import connect
 
@@ -76,6 +76,16 @@ def create_app(settings: AuthSettings) -> FastAPI:
     @app.exception_handler(InvalidAddress)
     async def invalid_address(request: Request, exc: InvalidAddress) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(LoginsBusy)
+    async def logins_busy(request: Request, exc: LoginsBusy) -> JSONResponse:
+        # A temporary failure for the mail services (POP3 [SYS/TEMP], SMTP 454), not a failed login.
+        log.warning("login refused: too many logins in progress for its username or client IP")
+        return JSONResponse(
+            {"detail": "too many logins in progress, try again"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(RedisError)
     async def redis_error(request: Request, exc: RedisError) -> JSONResponse:

@@ -2,10 +2,15 @@
 
 Every failure looks the same from outside (`ok: false`, nothing else) and costs one hash check: an
 unknown user is checked against a dummy hash, a disabled user against their real one. While a username
-or client IP is locked nothing is checked at all.
+or client IP is locked nothing is checked at all. A good login costs one hash check and three Redis
+round trips (throttle in, user record, throttle out), plus a fourth, and a second hash, the one time an
+outdated hash is replaced.
 """
 
+import contextlib
 import logging
+
+from redis.exceptions import RedisError
 
 from services.auth.addresses import InvalidAddress, normalize_address
 from services.auth.directory import Directory
@@ -40,10 +45,16 @@ class Logins:
             log.warning("login throttled", extra={**fields, "retry_after_s": retry_after_s})
             return VerifyResult(ok=False, throttled=True, retry_after_s=retry_after_s)
 
-        user = await self.directory.get_user(username) if valid else None
-        matches, new_hash = await self.passwords.verify(
-            request.password, user.password_hash if user else None
-        )
+        try:
+            user = await self.directory.get_user(username) if valid else None
+            matches, new_hash = await self.passwords.verify(
+                request.password, user.password_hash if user else None
+            )
+        except BaseException:
+            # Free the attempt's place now rather than after CHECK_EXPIRY_MS: others may be waiting for it.
+            with contextlib.suppress(RedisError):
+                await self.throttle.end(attempt, ok=None)
+            raise
         if user is None or not matches or not user.enabled:
             await self.throttle.end(attempt, ok=False)
             log.info("login failed", extra=fields)

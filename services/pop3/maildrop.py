@@ -1,8 +1,9 @@
 """A POP3 maildrop: the snapshot of one Maildir taken at login, with deletions applied only in UPDATE.
 
 RFC 1939 numbers the messages 1..n for the life of a session; messages delivered meanwhile wait for the
-next session. Deletion marks stay in memory until `commit` (the UPDATE state); a dropped connection never
-reaches it and deletes nothing.
+next session. Deletion and "retrieved" marks stay in memory until `commit` (the UPDATE state); a dropped
+connection never reaches it and changes nothing. Commands in TRANSACTION touch no file but the one RETR or
+TOP reads: the directory is listed once, at login.
 
 Sizes and unique ids come from the file names (see `shared.maildir`): `W=` is the size on the wire, so
 STAT and LIST open no file; only names without `W=` (files put there by something else) are read once.
@@ -40,6 +41,8 @@ class MaildropMessage:
     size: int
     """Octets as sent on the wire: every LF as CRLF, before byte-stuffing (RFC 1939 §5, LIST)."""
     deleted: bool = False
+    retrieved: bool = False
+    """RETR sent it: moved from new/ to cur/ in UPDATE unless deleted."""
 
     @property
     def is_new(self) -> bool:
@@ -133,45 +136,45 @@ class Maildrop:
         for message in self.messages:
             message.deleted = False
 
-    async def mark_seen(self, message: MaildropMessage) -> None:
-        """Move a retrieved message from new/ to cur/ (the Maildir convention, as Dovecot does).
-
-        The base name, and with it the UIDL, stays the same; only the `:2,` info is added. Failing to
-        move is harmless (the message is simply still "new"), so it is logged, not reported.
-        """
-        if not message.is_new:
-            return
-        target = self.directory / "cur" / f"{message.path.name}:2,"
-        try:
-            await asyncio.to_thread(os.rename, message.path, target)
-        except OSError as exc:
-            log.warning("could not move message to cur/", extra={"uid": message.uid, "error": str(exc)})
-            return
-        message.path = target
-
     async def commit(self) -> tuple[int, int]:
-        """The UPDATE state: remove the messages marked deleted. Returns (removed, failed)."""
-        return await asyncio.to_thread(self._remove_deleted)
+        """The UPDATE state: remove the messages marked deleted, move the retrieved ones that stay from
+        new/ to cur/. Returns (removed, failed). One worker thread for the lot, not one per message."""
+        return await asyncio.to_thread(self._apply)
 
-    def _remove_deleted(self) -> tuple[int, int]:
+    def _apply(self) -> tuple[int, int]:
         removed = failed = 0
         touched: set[Path] = set()
         for message in self.messages:
-            if not message.deleted:
-                continue
-            try:
-                message.path.unlink()
-                removed += 1
-                touched.add(message.path.parent)
-            except FileNotFoundError:
-                removed += 1  # already gone: the outcome the user asked for
-            except OSError as exc:
-                failed += 1
-                log.error("could not remove message", extra={"uid": message.uid, "error": str(exc)})
+            if message.deleted:
+                try:
+                    message.path.unlink()
+                    removed += 1
+                    touched.add(message.path.parent)
+                except FileNotFoundError:
+                    removed += 1  # already gone: the outcome the user asked for
+                except OSError as exc:
+                    failed += 1
+                    log.error("could not remove message", extra={"uid": message.uid, "error": str(exc)})
+            elif message.retrieved and message.is_new:
+                self._mark_seen(message)
         # Make the removals durable before saying +OK: a deleted message must not come back after a crash.
+        # One fsync per directory, however many files went.
         for directory in touched:
             try:
                 fsync_dir(directory)
             except OSError as exc:
                 log.warning("could not fsync maildir", extra={"dir": str(directory), "error": str(exc)})
         return removed, failed
+
+    def _mark_seen(self, message: MaildropMessage) -> None:
+        """Move a retrieved message from new/ to cur/ (the Maildir convention; Dovecot sets \\Seen at
+        QUIT too). The base name, and with it the UIDL, stays the same; only the `:2,` info is added.
+        Failing to move is harmless (the message is simply still "new"), so it is logged, not reported,
+        and not fsynced: a move lost in a crash loses nothing but the "seen" mark."""
+        target = self.directory / "cur" / f"{message.path.name}:2,"
+        try:
+            os.rename(message.path, target)
+        except OSError as exc:
+            log.warning("could not move message to cur/", extra={"uid": message.uid, "error": str(exc)})
+            return
+        message.path = target

@@ -6,8 +6,10 @@
 
 - AUTHORIZATION: CAPA, STLS, USER, PASS, AUTH, QUIT. Logins go to the auth service; the maildrop is
   locked in Redis (one session per mailbox across replicas) and snapshot.
-- TRANSACTION: STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, CAPA, QUIT. DELE only marks.
-- UPDATE (entered only by QUIT from TRANSACTION): the marked messages are removed, the lock released.
+- TRANSACTION: STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, CAPA, QUIT. DELE only marks; RETR marks the
+  message as retrieved. Answers come from the snapshot; only RETR and TOP open a file.
+- UPDATE (entered only by QUIT from TRANSACTION): the marked messages are removed, the retrieved ones that
+  stay move to cur/, the lock is released.
 
 Commands are read one line at a time and answered in order, so pipelined commands (RFC 2449 §6.6) work
 without extra effort. Bad input gets -ERR; too much of it, or too many commands without logging in,
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +32,16 @@ from services.pop3 import responses as R
 from services.pop3.lock import MaildropLock
 from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
 from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
-from services.pop3.wire import ConnectionClosed, LineTooLong, multiline, read_line, response, send_message
+from services.pop3.wire import (
+    ConnectionClosed,
+    LineTooLong,
+    drain,
+    encode_message,
+    multiline,
+    read_line,
+    response,
+    send_message,
+)
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.config.pop3 import Pop3Settings
 from shared.maildir import UnsafeAddress, mailbox_path
@@ -78,10 +90,13 @@ class Pop3Session:
         self.lock: MaildropLock | None = None
         self._lock_lost = asyncio.Event()
         self._keep_alive: asyncio.Task[None] | None = None
+        self._interrupts: tuple[asyncio.Future[bool], asyncio.Future[bool]] | None = None  # (stop, lock lost)
         self.commands = 0
         self.bad_commands = 0
         self.auth_commands = 0
         self.auth_failures = 0
+        self.retrieved = 0  # RETRs answered, and their octets: summed up in the log when the session ends
+        self.retrieved_octets = 0
 
     # ----------------------------------------------------------------------------------------- the loop
 
@@ -108,9 +123,14 @@ class Pop3Session:
         if self.env.stopping.is_set():  # a client pipelining commands must not keep a stopping server up
             await self.reply(R.ERR_SHUTDOWN)
             return None
+        if self._interrupts is None:
+            # Made once per session, not per command: each RETR and DELE passes here.
+            self._interrupts = (
+                asyncio.ensure_future(self.env.stopping.wait()),
+                asyncio.ensure_future(self._lock_lost.wait()),
+            )
+        stop, lost = self._interrupts
         read = asyncio.ensure_future(read_line(self.reader))
-        stop = asyncio.ensure_future(self.env.stopping.wait())
-        lost = asyncio.ensure_future(self._lock_lost.wait())
         try:
             done, _ = await asyncio.wait(
                 {read, stop, lost},
@@ -118,8 +138,7 @@ class Pop3Session:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            for task in (read, stop, lost):
-                task.cancel()  # a no-op for the one that finished
+            read.cancel()  # a no-op if it finished
         if read in done:
             try:
                 return read.result()
@@ -178,18 +197,21 @@ class Pop3Session:
         await self.send(response(line))
 
     async def send(self, data: bytes) -> None:
+        """One response, in one write."""
         self.writer.write(data)
         # A client that does not read its answers is as idle as one that sends nothing.
-        await asyncio.wait_for(self.writer.drain(), self.settings.pop3_idle_timeout_s)
+        await drain(self.writer, self.settings.pop3_idle_timeout_s)
 
     async def _end(self) -> None:
         """Leave without UPDATE unless QUIT already did it: nothing marked is deleted."""
         if self._keep_alive is not None:
             self._keep_alive.cancel()
+        for waiter in self._interrupts or ():
+            waiter.cancel()
         if self.lock is not None:
             await self.lock.release()
         if self.state is State.TRANSACTION:
-            log.info("session ended without QUIT: no messages deleted")
+            log.info("session ended without QUIT: no messages deleted", extra={"retrieved": self.retrieved})
         self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 5)
@@ -414,14 +436,16 @@ class Pop3Session:
         await self.send(multiline(f"+OK {count} messages ({size} octets)", lines))
 
     async def cmd_retr(self, argument: str) -> None:
-        """RFC 1939 §5. Then new/ → cur/, as Dovecot does; the UIDL stays the same."""
+        """RFC 1939 §5. A retrieved message moves from new/ to cur/ in the UPDATE state, as Dovecot sets
+        \\Seen at QUIT; the UIDL stays the same."""
         message = await self._lookup(argument)
         if message is None:
             return
         if await self._send_message(message, f"+OK {message.size} octets", None):
-            assert self.maildrop is not None
-            await self.maildrop.mark_seen(message)
-            log.info("retrieved", extra={"user": self.address, "uid": message.uid, "octets": message.size})
+            message.retrieved = True
+            self.retrieved += 1
+            self.retrieved_octets += message.size
+            log.debug("retrieved", extra={"user": self.address, "uid": message.uid, "octets": message.size})
 
     async def cmd_top(self, argument: str) -> None:
         """RFC 1939 §7: the header, the blank line, and the first n lines of the body."""
@@ -434,18 +458,22 @@ class Pop3Session:
             await self._send_message(message, "+OK Top of message follows", int(lines))
 
     async def _send_message(self, message: MaildropMessage, first: str, body_lines: int | None) -> bool:
+        """Send a message: read whole on the event loop if small (a page-cache read costs less than the
+        hop to a worker thread), streamed from a worker thread if large."""
         try:
-            file = await asyncio.to_thread(message.path.open, "rb")
+            # Opening is a quick metadata lookup; only reading a large file is worth a thread.
+            file = message.path.open("rb")
         except OSError as exc:
             log.error("cannot open message", extra={"uid": message.uid, "error": str(exc)})
             await self.reply(R.ERR_MESSAGE_GONE)
             return False
-        try:
-            await send_message(
-                self.writer, file, first, body_lines, drain_timeout=self.settings.pop3_idle_timeout_s
-            )
-        finally:
-            file.close()
+        with file:
+            if os.fstat(file.fileno()).st_size <= self.settings.pop3_inline_read_max_bytes:
+                await self.send(response(first) + encode_message(file.read(), body_lines))
+            else:
+                await send_message(
+                    self.writer, file, first, body_lines, drain_timeout=self.settings.pop3_idle_timeout_s
+                )
         return True
 
     async def cmd_dele(self, argument: str) -> None:
@@ -483,7 +511,16 @@ class Pop3Session:
         removed, failed = await self.maildrop.commit()
         # Released before the answer: a client that reconnects right after +OK must not find it in use.
         await self.lock.release()
-        log.info("update", extra={"user": self.address, "deleted": removed, "failed": failed})
+        log.info(
+            "update",
+            extra={
+                "user": self.address,
+                "retrieved": self.retrieved,
+                "retrieved_octets": self.retrieved_octets,
+                "deleted": removed,
+                "failed": failed,
+            },
+        )
         if failed:
             await self.reply(R.ERR_UPDATE_FAILED)
         else:

@@ -40,6 +40,13 @@ class AuthSettings(ServiceSettings):
         "the lock: many users behind one NAT log in at the same time. A burst of guesses overshoots "
         "YUBIN_AUTH_IP_MAX_FAILURES by at most this many. (For a username the limit is exact.)",
     )
+    auth_login_wait_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a login waits while its username (or client IP) already has as many logins "
+        "being checked as it has failures left; then it is answered 503 (a temporary failure). Keep it "
+        "well under the clients' YUBIN_AUTH_TIMEOUT_S (seconds).",
+    )
     auth_failure_window_s: int = Field(
         900,
         ge=1,
@@ -58,13 +65,23 @@ class AuthSettings(ServiceSettings):
     auth_hash_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 2,
         ge=1,
-        description="Password hashes computed at once; more wait. Argon2 costs ~64 MiB and a CPU core "
-        "each, so this bounds what a flood of logins can take. Default: the number of CPUs.",
+        description="Password hashes computed at once; more wait. Argon2 costs its memory "
+        "(YUBIN_AUTH_ARGON2_MEMORY_KIB) and a CPU core each, so this bounds what a flood of logins can take. "
+        "Default: the number of CPUs.",
     )
-    # Changing a cost re-hashes each user's password at their next successful login.
-    auth_argon2_time_cost: int = Field(3, ge=1, description="Argon2id iterations (passlib's default).")
-    auth_argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory per hash (KiB).")
-    auth_argon2_parallelism: int = Field(4, ge=1, description="Argon2id lanes.")
+    # Defaults: the OWASP Password Storage Cheat Sheet's argon2id configuration (19 MiB, t=2, p=1;
+    # https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html). Changing a cost
+    # re-hashes each user's password at their next successful login.
+    auth_argon2_time_cost: int = Field(2, ge=1, description="Argon2id iterations (OWASP: 2).")
+    auth_argon2_memory_kib: int = Field(
+        19456, ge=8, description="Argon2id memory per hash (KiB; OWASP: 19 MiB = 19456)."
+    )
+    auth_argon2_parallelism: int = Field(
+        1,
+        ge=1,
+        description="Argon2id lanes (OWASP: 1). Lanes run as threads: more than 1 only makes one hash "
+        "faster by taking cores from the other logins.",
+    )
 
     @model_validator(mode="after")
     def _tokens_are_strong_and_distinct(self) -> "AuthSettings":

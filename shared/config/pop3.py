@@ -66,6 +66,12 @@ class Pop3Settings(ServiceSettings, AuthClientSettings):
         description="TTL of the per-maildrop Redis lock, renewed every third of it while the session "
         "lives; after a replica dies its users wait at most this long (milliseconds).",
     )
+    pop3_inline_read_max_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        description="Messages up to this size (on disk) are read whole on the event loop and sent in one "
+        "write; larger ones are streamed in 64 KiB chunks read by a worker thread (octets).",
+    )
     pop3_tls_handshake_timeout_s: float = Field(
         30.0, gt=0, description="Time a client has to finish the TLS handshake after STLS (seconds)."
     )

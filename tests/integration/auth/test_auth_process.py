@@ -1,6 +1,7 @@
 """The auth service as a real process (`python -m services.auth`) on real Redis, reached over HTTP."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -79,6 +80,25 @@ def test_throttling_per_user_and_per_ip_and_its_expiry(redis_url, service_factor
     time.sleep(3.1)  # both locks expire
     assert verify(service, "bob@alpha.test", "bobs-password", "127.0.9.1")["ok"]
     service.admin.close()
+
+
+def test_concurrent_logins_of_one_user_succeed_and_concurrent_guesses_stay_within_the_limit(auth_service):
+    """With the real argon2 costs: eight sessions of one user logging in at once all get in (attempts in
+    progress make others wait, they do not count as failures); twenty guesses at once get exactly the
+    five checks the username allows, the rest are refused unchecked."""
+    auth_service.add_domain("alpha.test")
+    auth_service.add_user("bob@alpha.test", "bobs-password")
+    auth_service.add_user("carol@alpha.test", "carols-password")
+    with ThreadPoolExecutor(20) as pool:
+        good = list(
+            pool.map(lambda _: verify(auth_service, "bob@alpha.test", "bobs-password", None), range(8))
+        )
+        guesses = list(
+            pool.map(lambda i: verify(auth_service, "carol@alpha.test", f"guess-{i}", None), range(20))
+        )
+    assert [answer["address"] for answer in good] == ["bob@alpha.test"] * 8
+    assert sum(answer == FAILED for answer in guesses) == 5
+    assert sum(answer["throttled"] for answer in guesses) == 15
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,10 @@ from shared.config import AuthClientSettings
 async def test_fixture_serves_the_internal_api_to_auth_client(auth_service):
     auth_service.add_domain("alpha.test")
     auth_service.add_user("bob@alpha.test", "bobs-password", quota_bytes=1000)
-    settings = AuthClientSettings(auth_url=auth_service.url, service_token=auth_service.service_token)
+    # No client-side cache: this is about what the service answers, right after each change.
+    settings = AuthClientSettings(
+        auth_url=auth_service.url, service_token=auth_service.service_token, auth_cache_ttl_s=0
+    )
     async with AuthClient(settings) as client:
         assert (await client.verify("bob@alpha.test", "bobs-password", "pop3", "127.0.0.1")).ok
         assert (await client.recipient("bob@alpha.test")).quota_bytes == 1000

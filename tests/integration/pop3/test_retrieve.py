@@ -152,3 +152,20 @@ def test_empty_maildrop(site: Pop3Site, pop3: Pop3Server, user: str) -> None:
     assert client.stat() == (0, 0)
     assert client.list()[1] == []
     assert client.quit().startswith(b"+OK")
+
+
+def test_streamed_and_whole_reads_send_the_same_bytes(
+    site: Pop3Site, pop3: Pop3Server, user: str, start_pop3: Callable[..., Pop3Server]
+) -> None:
+    """Messages up to YUBIN_POP3_INLINE_READ_MAX_BYTES are read whole, larger ones streamed: with the
+    limit at 0 every message takes the streaming path, and RETR and TOP must not tell the difference."""
+    site.deliver(user, UTF8_MESSAGE)
+    streaming = start_pop3(YUBIN_POP3_INLINE_READ_MAX_BYTES="0")
+    answers = []
+    for server in (pop3, streaming):
+        client = server.login(user)
+        answers.append((client.retr(1), client.top(1, 1)))
+        client.quit()
+    assert answers[0] == answers[1]
+    (_, lines, _), _ = answers[0]
+    assert b"".join(line + b"\r\n" for line in lines) == UTF8_MESSAGE

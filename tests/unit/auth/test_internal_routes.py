@@ -1,12 +1,16 @@
 """The internal API in-process: logins, recipients, domains; hash checks counted, not timed."""
 
 import asyncio
+import time
 
 import httpx
 import pytest
 
 from services.auth.app import create_app
-from tests.unit.auth.conftest import SERVICE_TOKEN
+from tests.unit.auth.conftest import ADMIN_TOKEN, SERVICE_TOKEN
+
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+SERVICE_HEADERS = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 FAILED = {"ok": False, "address": None, "throttled": False, "retry_after_s": None}
 
@@ -125,6 +129,77 @@ async def test_parallel_guesses_cannot_outrun_the_limit(internal, bob, verificat
     assert all(a.status_code == 200 and not a.json()["ok"] for a in answers)
     assert verifications() - before == 5
     assert sum(a.json()["throttled"] for a in answers) == 15
+
+
+async def test_parallel_good_logins_of_one_user_all_succeed(internal, bob, verifications):
+    """Attempts in progress count against the username's failures left, but they make later attempts
+    wait, never fail: eight clients of one user logging in at once all get in, one hash check each."""
+    before = verifications()
+    answers = await asyncio.gather(
+        *(
+            internal.post("/internal/v1/verify", json=login("bob@alpha.test", "bobs-password", None))
+            for _ in range(8)
+        )
+    )
+    assert [a.json()["address"] for a in answers] == ["bob@alpha.test"] * 8
+    assert verifications() - before == 8
+
+
+async def test_parallel_good_logins_after_recent_failures_all_succeed(internal, bob):
+    for i in range(4):  # one failure left before the lock: one check at a time until a success forgives
+        assert (
+            await internal.post("/internal/v1/verify", json=login("bob@alpha.test", "typo", f"192.0.2.{i}"))
+        ).json() == FAILED
+    answers = await asyncio.gather(
+        *(
+            internal.post("/internal/v1/verify", json=login("bob@alpha.test", "bobs-password", None))
+            for _ in range(8)
+        )
+    )
+    assert all(a.json()["ok"] for a in answers)
+
+
+def in_progress_key(username: str) -> str:
+    return f"yubin:auth:throttle:user:{username}:checking"
+
+
+async def test_a_login_waits_for_the_attempts_in_progress_then_goes_ahead(make_settings, redis_url):
+    app = create_app(make_settings(auth_user_max_failures=1, auth_login_wait_s=30))
+    redis = app.state.parts.redis
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://auth", headers=ADMIN_HEADERS
+    ) as admin:
+        await admin.post("/v1/domains", json={"name": "alpha.test"})
+        await admin.post("/v1/users", json={"address": "bob@alpha.test", "password": "bobs-password"})
+    # Another replica is checking a password for bob: with one failure left, nobody else may start.
+    await redis.zadd(in_progress_key("bob@alpha.test"), {"other-replica": int(time.time() * 1000)})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://auth", headers=SERVICE_HEADERS
+    ) as internal:
+        waiting = asyncio.create_task(
+            internal.post("/internal/v1/verify", json=login("bob@alpha.test", "bobs-password"))
+        )
+        await asyncio.sleep(0.3)
+        assert not waiting.done() and app.state.parts.passwords.verifications == 0
+        await redis.zrem(in_progress_key("bob@alpha.test"), "other-replica")  # that check ended
+        assert (await waiting).json()["ok"]
+    await redis.aclose()
+
+
+async def test_a_login_that_waits_too_long_is_a_temporary_failure(make_settings):
+    app = create_app(make_settings(auth_user_max_failures=1, auth_login_wait_s=0))
+    redis = app.state.parts.redis
+    await redis.zadd(in_progress_key("bob@alpha.test"), {"other-replica": int(time.time() * 1000)})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://auth", headers=SERVICE_HEADERS
+    ) as internal:
+        answer = await internal.post("/internal/v1/verify", json=login("bob@alpha.test", "bobs-password"))
+    assert answer.status_code == 503  # the mail services answer [SYS/TEMP] / 454: not "wrong password"
+    assert app.state.parts.passwords.verifications == 0
+    # Not a failure: once the other check is over, the username has its whole allowance.
+    await redis.zrem(in_progress_key("bob@alpha.test"), "other-replica")
+    assert await redis.get("yubin:auth:throttle:user:bob@alpha.test:failures") is None
+    await redis.aclose()
 
 
 async def test_a_burst_from_one_ip_overshoots_its_limit_by_at_most_the_burst(make_settings):

@@ -6,10 +6,11 @@ from shared.config.auth import AuthSettings
 SETTINGS = AuthSettings(admin_token="admin-token-0123456789", service_token="service-token-0123456789")
 
 
-async def test_new_hashes_are_argon2id_with_the_configured_costs():
+async def test_new_hashes_are_argon2id_with_owasps_costs_by_default():
     passwords = Passwords(SETTINGS)
     stored = await passwords.hash("correct horse")
-    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    # OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert await passwords.verify("correct horse", stored) == (True, None)
     assert await passwords.verify("wrong horse", stored) == (False, None)
 
@@ -34,7 +35,24 @@ async def test_argon2_hashes_with_other_costs_are_upgraded_too():
     )
     stored = await cheap.hash("correct horse")
     matches, replacement = await Passwords(SETTINGS).verify("correct horse", stored)
-    assert matches and replacement is not None and "m=65536,t=3" in replacement
+    assert matches and replacement is not None and "m=19456,t=2,p=1$" in replacement
+
+
+async def test_hashes_made_with_the_former_defaults_verify_and_are_upgraded():
+    """Users created before the defaults became OWASP's (64 MiB, t=3, p=4) still log in; their hash is
+    replaced by one with the current costs, as passlib's deprecated="auto" decides for any other costs."""
+    former = Passwords(
+        SETTINGS.model_copy(
+            update={"auth_argon2_memory_kib": 65536, "auth_argon2_time_cost": 3, "auth_argon2_parallelism": 4}
+        )
+    )
+    stored = await former.hash("correct horse")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    passwords = Passwords(SETTINGS)
+    matches, replacement = await passwords.verify("correct horse", stored)
+    assert matches and replacement is not None and replacement.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert await passwords.verify("correct horse", replacement) == (True, None)
+    assert await passwords.verify("wrong horse", stored) == (False, None)
 
 
 async def test_no_user_costs_one_hash_check_and_never_matches():

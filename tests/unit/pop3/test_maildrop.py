@@ -100,13 +100,15 @@ async def test_message_numbers_outside_the_snapshot(tmp_path: Path) -> None:
             drop.get(number)
 
 
-async def test_mark_seen_moves_to_cur_and_keeps_the_uidl(tmp_path: Path) -> None:
+async def test_retrieved_messages_move_to_cur_in_update_and_keep_the_uidl(tmp_path: Path) -> None:
     maildir = make_maildir(tmp_path / "bob")
     put(maildir, b"a\r\n", "Ya", 1)
     drop = await Maildrop.open(maildir)
     uid = drop.get(1).uid
 
-    await drop.mark_seen(drop.get(1))
+    drop.get(1).retrieved = True
+    assert len(os.listdir(maildir / "new")) == 1  # nothing moves before UPDATE
+    assert await drop.commit() == (0, 0)
 
     assert os.listdir(maildir / "new") == []
     (moved,) = os.listdir(maildir / "cur")

@@ -1,10 +1,18 @@
 """The wire format: stored messages out as CRLF with byte-stuffing, TOP cut-offs, bounded command lines."""
 
 import asyncio
+import random
 
 import pytest
 
-from services.pop3.wire import ConnectionClosed, LineTooLong, MessageEncoder, multiline, read_line
+from services.pop3.wire import (
+    ConnectionClosed,
+    LineTooLong,
+    MessageEncoder,
+    encode_message,
+    multiline,
+    read_line,
+)
 from shared.maildir import to_disk, wire_size
 
 MESSAGE = b"Subject: t\r\nX: y\r\n\r\nline 1\r\n.starts with a dot\r\n..two dots\r\nline 4\r\n.\r\nlast\r\n"
@@ -99,3 +107,32 @@ async def test_an_overlong_line_is_discarded_and_the_next_one_read() -> None:
 async def test_a_partial_line_at_eof_is_a_closed_connection() -> None:
     with pytest.raises(ConnectionClosed):
         await read_line(await reader_with(b"NOO"))
+
+
+def reference_encoding(stored: bytes, body_lines: int | None) -> bytes:
+    """RFC 1939 §3/§7 spelled out line by line: the slow, obvious version the chunked encoder must match."""
+    lines = stored.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the text after the last line break: nothing
+    out, in_header, left = [], True, body_lines
+    for line in lines:
+        if left is not None and not in_header:
+            if left == 0:
+                break
+            left -= 1
+        if in_header and line == b"":
+            in_header = False
+        out.append((b"." + line if line.startswith(b".") else line) + b"\r\n")
+    return b"".join(out) + b".\r\n"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_chunked_encoding_matches_the_line_by_line_rules(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = [b"\n", b".", b"..", b"a", b"Header: v", b"\r", b"\n\n", b"\n.\n", b"x" * 30]
+    stored = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 60)))
+    for body_lines in (None, 0, 1, 2, 5):
+        expected = reference_encoding(stored, body_lines)
+        assert encode_message(stored, body_lines) == expected, (stored, body_lines)
+        for chunk in (1, 2, 3, 5, 8):
+            assert encode(stored, body_lines, chunk=chunk) == expected, (stored, body_lines, chunk)
