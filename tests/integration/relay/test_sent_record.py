@@ -65,5 +65,8 @@ async def test_sigkill_after_the_remote_accepted_does_not_send_again(world, redi
     events = [TraceEvent.model_validate_json(f[b"data"]) for _, f in await redis.xrange(TRACE)]
     [skipped] = [e for e in events if e.event == "already-sent"]
     assert list(skipped.detail["recipients"]) == ["bob@amx.world.test"]
+    # Whether carol's 451 came before the kill or after the restart is up to the scheduler: either way
+    # both end up reported delivered, bob through the record of the first attempt.
     delivered = [e for e in events if e.event == "delivered"]
-    assert set(delivered[-1].detail["recipients"]) == {"bob@amx.world.test", "carol@later.world.test"}
+    reported = set().union(*(e.detail["recipients"] for e in delivered))
+    assert reported == {"bob@amx.world.test", "carol@later.world.test"}
