@@ -3,6 +3,7 @@
 Per recipient (`deliver_one`):
 1. Already done? A Redis marker (`yubin:delivered:<queue id>:<recipient>`) or a file with this delivery's
    unique name part in `new/`/`cur/` means an earlier attempt stored it: do not store a second copy.
+   (The body, the markers and the Message-ID claims of all recipients are read in one Redis round trip.)
 2. A copy of the same message (same Message-ID) already claimed for this recipient under another queue id?
    Then this one is a duplicate from the SMTP hop: delivered, nothing written (see `duplicates`).
 3. Ask the auth service: a recipient deleted or disabled since acceptance fails (5.1.1, bounced).
@@ -34,7 +35,7 @@ from services.delivery.duplicates import DuplicateClaims, claim_key, normalized_
 from services.delivery.retry_queue import stage_defer
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient, AuthUnavailable
-from shared.body_store import RedisBodyStore, holder
+from shared.body_store import BODY_KEY, RedisBodyStore, holder
 from shared.bounce import stage_bounce
 from shared.bus import Consumer, Entry, stage_publish
 from shared.config.delivery import DeliverySettings
@@ -58,6 +59,16 @@ class Outcome:
     """True when an earlier, interrupted attempt had stored it (its trace event was lost with it)."""
     duplicate_of: str | None = None
     """The queue id of the copy of this message (same Message-ID) that was stored instead of this one."""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What Redis remembers of earlier attempts at one recipient of one envelope."""
+
+    marked: bool
+    """The marker is set: an earlier attempt completed the file (see the module docstring)."""
+    claim_holder: str | None
+    """The queue id holding this Message-ID's claim for the recipient (see `duplicates`), if any."""
 
 
 def _delivered(recipient: str, stored: Path | None, *, recovered: bool = False) -> Outcome:
@@ -118,17 +129,46 @@ class Deliverer:
             await self.consumer.dead_letter(entry, f"not an envelope: {exc}")
             return
         with log_context(**envelope.log_fields()):
-            body = await self.bodies.get(envelope.body_id)
+            recipients = list(dict.fromkeys(envelope.recipients))
+            body, earlier = await self._look_up(envelope, recipients, with_body=True)
             if body is None:
                 await self._body_missing(entry, envelope)
                 return
-            log.info(
-                "delivering", extra={"recipients": envelope.recipients, "attempt": envelope.attempts + 1}
+            # A first attempt is logged by its outcome ("stored", "recipients failed/deferred"): one line
+            # per message rather than two. Retries say so.
+            log.log(
+                logging.INFO if envelope.attempts else logging.DEBUG,
+                "delivering",
+                extra={"recipients": envelope.recipients, "attempt": envelope.attempts + 1},
             )
-            outcomes = [await self.deliver_one(envelope, body, r) for r in dict.fromkeys(envelope.recipients)]
+            outcomes = [await self.deliver_one(envelope, body, r, earlier[r]) for r in recipients]
             await self.finish(entry, envelope, body, outcomes)
 
-    async def deliver_one(self, envelope: Envelope, body: bytes, recipient: str) -> Outcome:
+    async def _look_up(
+        self, envelope: Envelope, recipients: list[str], *, with_body: bool
+    ) -> tuple[bytes | None, dict[str, Earlier]]:
+        """The body (if asked) and each recipient's marker and claim holder, in one pipeline."""
+        claims = {r: self._claim_key(envelope, r) for r in recipients}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if with_body:
+                pipe.get(BODY_KEY.format(envelope.body_id))
+            for recipient in recipients:
+                pipe.exists(MARKER.format(envelope.queue_id, recipient))
+                if claims[recipient] is not None:
+                    pipe.get(claims[recipient])
+            replies = iter(await pipe.execute())
+        body = next(replies) if with_body else None
+        earlier = {}
+        for recipient in recipients:
+            marked = bool(next(replies))
+            claim_holder = next(replies) if claims[recipient] is not None else None
+            earlier[recipient] = Earlier(marked, claim_holder.decode() if claim_holder is not None else None)
+        return body, earlier
+
+    async def deliver_one(
+        self, envelope: Envelope, body: bytes, recipient: str, earlier: Earlier | None = None
+    ) -> Outcome:
+        """Store for one recipient; `earlier` is what `_look_up` read for it (read here when not given)."""
         try:
             maildir = mailbox_path(self.settings.mail_root, recipient)
         except UnsafeAddress:
@@ -137,8 +177,13 @@ class Deliverer:
         marker = MARKER.format(envelope.queue_id, recipient)
         claim = self._claim_key(envelope, recipient)
         try:
-            marked = bool(await self.redis.exists(marker))
-            state = await asyncio.to_thread(mailbox_files.inspect, maildir, unique)
+            if earlier is None:
+                _, looked_up = await self._look_up(envelope, [recipient], with_body=False)
+                earlier = looked_up[recipient]
+            marked = earlier.marked
+            # The file check backs up the marker (which Redis could lose, e.g. restored from an older
+            # backup); it only lists names, so it stays cheap in a mailbox of thousands.
+            state = await asyncio.to_thread(mailbox_files.earlier_copies, maildir, unique)
             if state.stored:
                 log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
                 return _delivered(recipient, maildir / state.stored, recovered=True)
@@ -152,11 +197,9 @@ class Deliverer:
                     "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
                 )
                 return _delivered(recipient, None, recovered=True)
-            if claim is not None:
-                # Before asking about the user and the quota: a duplicate must not be deferred or bounced.
-                holder = await self.duplicates.holder(claim)
-                if holder is not None and holder != envelope.queue_id:
-                    return self._suppressed(recipient, holder)
+            # Before asking about the user and the quota: a duplicate must not be deferred or bounced.
+            if earlier.claim_holder is not None and earlier.claim_holder != envelope.queue_id:
+                return self._suppressed(recipient, earlier.claim_holder)
 
             try:
                 info = await self.auth.recipient(recipient)
@@ -165,22 +208,23 @@ class Deliverer:
             if not info.deliverable:
                 return _failed(recipient, "5.1.1", "mailbox unavailable: no such user")
             data = stored_message(body, envelope.sender, recipient)
-            if info.quota_bytes is not None and state.usage + len(data) > info.quota_bytes:
-                return _deferred(
-                    recipient,
-                    "4.2.2",
-                    f"mailbox full: {state.usage} of {info.quota_bytes} bytes used, message is {len(data)}",
-                )
+            if info.quota_bytes is not None:
+                used = await asyncio.to_thread(mailbox_files.usage, maildir)
+                if used + len(data) > info.quota_bytes:
+                    return _deferred(
+                        recipient,
+                        "4.2.2",
+                        f"mailbox full: {used} of {info.quota_bytes} bytes used, message is {len(data)}",
+                    )
 
             name = maildir_name(unique, self.settings.hostname, len(data), wire_size(data))
-            await asyncio.to_thread(mailbox_files.ensure_maildir, maildir)
             if claim is not None:
                 # Claimed before the first byte is written: a crash from here on leaves the claim with our
                 # queue id, and the redelivery of our entry (which recognizes itself) stores the message.
                 holder = await self.duplicates.claim(claim, envelope.queue_id)
                 if holder != envelope.queue_id:
                     return self._suppressed(recipient, holder)
-            try:
+            try:  # (creates the Maildir if this is its first message)
                 await asyncio.to_thread(mailbox_files.write_tmp, maildir, name, data, stale=state.in_tmp)
             except OSError:
                 if claim is not None:

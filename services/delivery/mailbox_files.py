@@ -44,42 +44,63 @@ def ensure_maildir(path: Path) -> None:
         fsync_dir(directory)
 
 
-def _size(entry: os.DirEntry[str]) -> int:
-    size, _wire = parse_sizes(entry.name)
+def _names(directory: Path) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+
+
+def _with_unique(names: list[str], unique: str) -> list[str]:
+    """The names whose unique part is `unique`. A mailbox holds thousands of files and this runs for every
+    delivery: one substring search over all names (in C) rules most mailboxes out before any per-name work."""
+    needle = f".{unique}."
+    if needle not in "\n".join(names):
+        return []
+    return sorted(n for n in names if needle in n and unique_of(n) == unique)
+
+
+def _size(directory: Path, name: str) -> int:
+    size, _wire = parse_sizes(name)
     if size is not None:
         return size
     try:  # a file some other tool put there, without S=: ask the filesystem
-        return entry.stat().st_size
+        return (directory / name).stat().st_size
     except FileNotFoundError:  # deleted by POP3 while we looked
         return 0
 
 
-def inspect(path: Path, unique: str) -> MailboxState:
-    """Quota usage and any earlier copy of the delivery named by `unique`. A missing Maildir is empty."""
-    usage = 0
+def usage(path: Path) -> int:
+    """Bytes in `new/` and `cur/` (the S= sizes): what counts against the quota. A missing Maildir is empty."""
+    total = 0
+    for sub in ("new", "cur"):
+        directory = path / sub
+        total += sum(_size(directory, name) for name in _names(directory) if not name.startswith("."))
+    return total
+
+
+def earlier_copies(path: Path, unique: str) -> MailboxState:
+    """Any copy of the delivery named by `unique` (`usage` is not computed: see `inspect`)."""
     stored: str | None = None
     # new/ before cur/: POP3 only moves files from new/ to cur/, so a file moved while we look is still
     # seen in one of them.
     for sub in ("new", "cur"):
-        try:
-            entries = list(os.scandir(path / sub))
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            usage += _size(entry)
-            if unique_of(entry.name) == unique:
-                stored = f"{sub}/{entry.name}"
-    try:
-        in_tmp = sorted(e.name for e in os.scandir(path / "tmp") if unique_of(e.name) == unique)
-    except FileNotFoundError:
-        in_tmp = []
-    return MailboxState(usage=usage, stored=stored, in_tmp=in_tmp)
+        found = [n for n in _with_unique(_names(path / sub), unique) if not n.startswith(".")]
+        if found:
+            stored = f"{sub}/{found[-1]}"
+    return MailboxState(stored=stored, in_tmp=_with_unique(_names(path / "tmp"), unique))
+
+
+def inspect(path: Path, unique: str) -> MailboxState:
+    """Quota usage and any earlier copy of the delivery named by `unique`. A missing Maildir is empty."""
+    state = earlier_copies(path, unique)
+    return MailboxState(usage=usage(path), stored=state.stored, in_tmp=state.in_tmp)
 
 
 def write_tmp(path: Path, name: str, data: bytes, *, stale: list[str]) -> None:
-    """Write `data` to `tmp/<name>` and fsync it. `stale` are half-written files of a crashed attempt."""
+    """Write `data` to `tmp/<name>` and fsync it, creating the Maildir first if needed (one trip to the
+    worker thread for both). `stale` are half-written files of a crashed attempt."""
+    ensure_maildir(path)
     tmp = path / "tmp"
     for old in stale:
         (tmp / old).unlink(missing_ok=True)

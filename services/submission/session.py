@@ -16,6 +16,7 @@ length, message size (and recipients per message in `handler`).
 import asyncio
 import binascii
 import logging
+import re
 from base64 import b64decode
 from typing import Any
 
@@ -36,6 +37,12 @@ LOGIN_USERNAME_CHALLENGE = "Username:"
 LOGIN_PASSWORD_CHALLENGE = "Password:"
 MAX_USERNAME = 320  # the auth API's limits (shared.models.VerifyRequest)
 MAX_PASSWORD = 1024
+
+# `<local@domain>` with a dot-atom local part and a plain host name (RFC 5322 §3.2.3 atext): what nearly
+# every MAIL FROM and RCPT TO looks like. `_getaddr` answers these itself; anything else (quotes, comments,
+# source routes, `<>`, UTF-8) goes to aiosmtpd's full parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
 
 
 class TransactionEnvelope(Envelope):
@@ -175,6 +182,21 @@ class ReceptionSMTP(SMTP):
 
     def _create_envelope(self) -> TransactionEnvelope:
         return TransactionEnvelope()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parser, with a fast path for plain `<local@domain>`: the full one (the email
+        package's header parser, and a class defined per call) was a tenth of the MX's CPU time."""
+        stripped = arg.lstrip()
+        plain = _PLAIN_PATH.match(stripped)
+        if plain is None:
+            return super()._getaddr(arg)
+        rest = stripped[plain.end() :].lstrip(" \t")  # as the full parser, which takes the white space
+        if rest.startswith("("):  # a comment after the path: the full parser's business
+            return super()._getaddr(arg)
+        address = plain.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def peer_ip(self) -> str | None:
         peer = self.session.peer if self.session is not None else None

@@ -54,3 +54,15 @@ class AuthClientSettings(BaseSettings):
     auth_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one request to the auth service (seconds)."
     )
+    auth_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a recipient lookup (found or not) and the list of local domains are cached "
+        "(seconds; 0 = no cache). A user deleted, disabled or created within it may be judged by the old "
+        "answer. Logins are never cached.",
+    )
+    auth_cache_max_entries: int = Field(
+        10_000,
+        ge=1,
+        description="Most recipient lookups kept in the cache; the least recently used go first.",
+    )

@@ -68,6 +68,8 @@ def base_env(auth: AuthService, redis_url: str, certificate: Certificate | None)
         "YUBIN_HOSTNAME": "mail.alpha.test",
         "YUBIN_AUTH_TIMEOUT_S": "2",
         "YUBIN_LOCAL_DOMAINS_REFRESH_S": "1",
+        # The auth client's cache on top (tests of a user change wait it out; see test_mx).
+        "YUBIN_AUTH_CACHE_TTL_S": "0.5",
         "YUBIN_IDLE_TIMEOUT_S": "20",
         "YUBIN_SESSION_TIMEOUT_S": "60",
         "YUBIN_SHUTDOWN_GRACE_S": "5",

@@ -54,3 +54,19 @@ def test_write_then_move_leaves_one_complete_private_file_in_new(tmp_path: Path)
     assert os.listdir(box / "tmp") == []
     assert (box / "new" / name).read_bytes() == b"a\nbc\n\n"
     assert ((box / "new" / name).stat().st_mode & 0o777) == 0o600
+
+
+def test_earlier_copies_finds_only_this_deliverys_unique_part_among_many(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    mailbox_files.ensure_maildir(box)
+    for n in range(500):
+        (box / "new" / maildir_name(f"Y{n:032x}", "h", 10, 11, when=n)).write_bytes(b"x" * 10)
+    # The unique part appearing elsewhere in a name (here in the host) is not a copy.
+    (box / "cur" / maildir_name("Yother", "a.Ymine.b", 10, 11, when=1)).write_bytes(b"x" * 10)
+    assert mailbox_files.earlier_copies(box, "Ymine").stored is None
+    mine = maildir_name("Ymine", "h", 10, 11, when=2) + ":2,S"
+    (box / "cur" / mine).write_bytes(b"x" * 10)
+    state = mailbox_files.earlier_copies(box, "Ymine")
+    assert state.stored == f"cur/{mine}" and state.in_tmp == []
+    assert mailbox_files.usage(box) == 502 * 10
+    assert mailbox_files.usage(tmp_path / "missing") == 0

@@ -79,3 +79,42 @@ def test_header_section_is_capped() -> None:
 def test_message_id_is_one_clean_line() -> None:
     parsed = headers.parse_headers(b"Message-ID:\r\n <a\x00b@c>\r\n\r\n")
     assert headers.message_id_of(parsed) == "<a b@c>"
+
+
+EQUIVALENCE_CASES = [
+    b"Subject: x\r\n\r\nbody\r\n",
+    b"Received: a\r\nReceived: b\r\n\tc\r\nMessage-ID:\r\n <x@y>\r\nDate: now\r\n\r\nReceived: no\r\n",
+    b"Message-ID: <first@x>\r\nmessage-id: <second@x>\r\nDATE: d\r\n\r\n",
+    b"Received: a\r\nthis line is not a field\r\nReceived: b\r\nMessage-ID: <late@x>\r\n\r\n",
+    b"From someone Thu Jan  1 00:00:00 2026\r\nReceived: a\r\n\r\n",
+    b" leading continuation\r\nReceived: a\r\n\r\n",
+    b"Received : obsolete space before the colon\r\nReceived: a\r\n\r\n",
+    b"Message-ID:\r\nDate:\r\n\r\n",
+    b"\r\nReceived: body only\r\n",
+    b"Received: no empty line at all\r\n",
+]
+
+
+def test_the_bytes_scan_agrees_with_the_email_parser() -> None:
+    from email.parser import BytesHeaderParser
+
+    for content in EQUIVALENCE_CASES:
+        reference = BytesHeaderParser().parsebytes(headers.header_section(content))
+        ours = headers.parse_headers(content)
+        assert headers.count_received(ours) == len(reference.get_all("Received", [])), content
+        assert (ours.message_id is None) == (reference.get("Message-ID") is None), content
+        assert ours.has_date == (reference.get("Date") is not None), content
+        if ours.message_id is not None:
+            expected = " ".join(
+                str(reference.get("Message-ID"))
+                .encode("utf-8", "surrogateescape")
+                .decode("utf-8", "replace")
+                .split()
+            )
+            assert headers.message_id_of(ours) == (expected[:998] or None), content
+
+
+def test_a_utf8_message_id_is_kept_and_invalid_bytes_replaced() -> None:
+    # (The email parser turned every non-ASCII byte into U+FFFD; an SMTPUTF8 Message-ID now survives.)
+    parsed = headers.parse_headers(b"Message-ID: <a\xc3\xa9\xff@x>\r\n\r\n")
+    assert headers.message_id_of(parsed) == "<a\u00e9\ufffd@x>"
