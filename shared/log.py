@@ -4,10 +4,13 @@
 concurrent asyncio tasks keep their own). Fields passed with `extra=` are included too.
 """
 
+import atexit
 import contextlib
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -53,10 +56,21 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    """JSON lines on stderr, written by a background thread.
+
+    Records are formatted where they are logged (so the contextvars of the task at hand are read), then
+    queued; a listener thread writes them. A slow reader of stderr (a process runner, a full pipe) then
+    delays the log, not the event loop serving SMTP or POP3 clients.
+    """
+    formatter = JsonFormatter(service)
+    log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = logging.handlers.QueueHandler(log_queue)
+    enqueue.setFormatter(formatter)
+    listener = logging.handlers.QueueListener(log_queue, logging.StreamHandler(sys.stderr))
+    listener.start()
+    atexit.register(listener.stop)  # flush what is queued when the service exits
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [enqueue]
     root.setLevel(level.upper())
     # Library chatter at INFO (every HTTP request, every SMTP line) drowns the message trail.
     for noisy in ("httpx", "httpcore", "mail.log", "uvicorn.access"):

@@ -52,3 +52,23 @@ def test_mailbox_path(tmp_path) -> None:
     for bad in ["../x@beta.test", "a/b@beta.test", ".bob@beta.test", "bob@../etc", "bob", "Bob@beta.test"]:
         with pytest.raises(UnsafeAddress):
             mailbox_path(tmp_path, bad)
+
+
+def test_setup_logging_writes_json_lines_with_context_and_flushes_at_exit() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from shared.log import setup_logging, log_context\n"
+        "setup_logging('delivery')\n"
+        "with log_context(queue_id='Q9', message_id='<m@x>'):\n"
+        "    for n in range(500):\n"
+        "        logging.getLogger('t').info('line %d', n)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [line["msg"] for line in lines] == [f"line {n}" for n in range(500)]
+    assert {(line["queue_id"], line["message_id"], line["service"]) for line in lines} == {
+        ("Q9", "<m@x>", "delivery")
+    }
