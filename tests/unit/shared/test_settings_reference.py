@@ -17,3 +17,20 @@ def test_every_setting_has_a_description() -> None:
     for service, cls in settings_classes():
         for name, field in cls.model_fields.items():
             assert field.description, f"{service}: {name} has no description"
+
+
+# Variables the README names that are not service settings: the yubin client's and the lab's own.
+CLIENT_VARIABLES = {
+    "YUBIN_ADMIN_URL", "YUBIN_ADMIN_TOKEN", "YUBIN_PASSWORD", "YUBIN_LAB_DIR", "YUBIN_LAB_INFO",
+    "YUBIN_E2E_LAB_INFO", "YUBIN_NAME", "YUBIN_X",
+}  # fmt: skip
+
+
+def test_every_variable_the_readme_names_exists() -> None:
+    import re
+
+    from shared.config.reference import env_names
+
+    known = {name for _, cls in settings_classes() for name in env_names(cls)} | CLIENT_VARIABLES
+    named = set(re.findall(r"YUBIN_[A-Z0-9_]+", README.read_text()))
+    assert named - known == set()
