@@ -13,18 +13,14 @@ from services.pop3.session import Pop3Session, SessionEnv
 from services.pop3.wire import response
 from shared.config.pop3 import Pop3Settings
 from shared.log import log_context
+from shared.tls import server_tls_context
 
 log = logging.getLogger(__name__)
 
 
 def tls_context(settings: Pop3Settings) -> ssl.SSLContext | None:
     """The server-side TLS context for STLS, or None when no certificate is configured."""
-    if settings.pop3_tls_cert is None or settings.pop3_tls_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.pop3_tls_cert, settings.pop3_tls_key)
-    return context
+    return server_tls_context(settings.pop3_tls_cert, settings.pop3_tls_key)
 
 
 class Pop3Server:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from shared.lab import nsd
 from shared.lab.config import ROOT, LabConfig, Site
 from shared.lab.credentials import SiteCredentials
 
@@ -165,31 +166,8 @@ def check_overrides(config: LabConfig) -> None:
 
 
 def nsd_config(config: LabConfig, zones_dir: Path) -> str:
-    """NSD serving the project's zone files on the lab's DNS address (config as in tests/fixtures/nsd.py)."""
-    directory = config.dns_dir
-    lines = [
-        "server:",
-        f"    ip-address: {config.dns_address}",
-        f"    port: {config.dns_port}",
-        '    username: ""',
-        '    chroot: ""',
-        f'    zonesdir: "{zones_dir}"',
-        f'    pidfile: "{directory / "nsd.pid"}"',
-        f'    xfrdfile: "{directory / "xfrd.state"}"',
-        f'    zonelistfile: "{directory / "zone.list"}"',
-        f'    xfrdir: "{directory}"',
-        '    database: ""',
-        f'    logfile: "{directory / "nsd.log"}"',
-        "    server-count: 1",
-        "    hide-version: yes",
-        # NSD rate-limits answers by default; a burst of MX lookups from the relays must not be dropped.
-        "    rrl-ratelimit: 0",
-        "remote-control:",
-        "    control-enable: no",
-    ]
-    for zone in sorted(zones_dir.glob("*.zone")):
-        lines += ["zone:", f"    name: {zone.name.removesuffix('.zone')}", f'    zonefile: "{zone}"']
-    return "\n".join(lines) + "\n"
+    """NSD serving the project's zone files on the lab's DNS address."""
+    return nsd.nsd_config(config.dns_dir, zones_dir, config.dns_address, config.dns_port)
 
 
 def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) -> list[ProcessSpec]:
