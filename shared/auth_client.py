@@ -135,7 +135,8 @@ class AuthClient:
                 delay *= 3
                 continue
             except httpx.HTTPError as exc:
-                raise AuthUnavailable(f"auth service request failed: {exc}") from exc
+                # The class name too: httpx's timeouts and resets often carry no text at all.
+                raise AuthUnavailable(f"auth service request failed: {type(exc).__name__}: {exc}") from exc
             if response.status_code != 200:
                 raise AuthUnavailable(f"auth service answered {response.status_code}: {response.text[:200]}")
             return response

@@ -26,6 +26,10 @@ class _Server(uvicorn.Server):
         yield
 
 
+# Longer than the keep-alive expiry of shared.auth_client's httpx pool (5 s), so the client closes first.
+KEEP_ALIVE_S = 60
+
+
 async def serve(settings: AuthSettings) -> None:
     stop = stop_on_signals()
     # log_config=None: keep our JSON handler instead of uvicorn's own formatters.
@@ -35,6 +39,10 @@ async def serve(settings: AuthSettings) -> None:
         port=settings.auth_port,
         log_config=None,
         server_header=False,
+        # Idle keep-alive connections outlive the clients' (httpx closes its own after 5 s idle). With
+        # uvicorn's default of 5 s both sides closed at the same moment, and a lookup sent on a connection
+        # the server was just closing failed (a delivery deferred for a minute over nothing).
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = _Server(config)
 
