@@ -11,7 +11,6 @@ same site.
 import itertools
 import os
 import poplib
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.fixtures.auth import AuthService, start_auth_service
 from tests.fixtures.ports import free_port
 from tests.fixtures.processes import ServiceProcess
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.tls import self_signed_certificate
 
 HOST = "127.0.0.1"
 PASSWORD = "correct-horse-battery"
@@ -97,21 +97,6 @@ class Pop3Site:
         return sorted(os.listdir(path)) if path.is_dir() else []
 
 
-def make_tls_files(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1/localhost (cert, key), made by the openssl binary."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pop3Site]:
     """Redis, auth (alpha.test) and one POP3 server (STLS offered, plaintext allowed) for the package."""
@@ -138,7 +123,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pop3Site]:
             YUBIN_AUTH_ARGON2_PARALLELISM="1",
         )
         auth.add_domain("alpha.test")
-        cert, key = make_tls_files(base)
+        cert, key = self_signed_certificate(base)
         mail_root = base / "mail"
         mail_root.mkdir()
         site = Pop3Site(auth=auth, redis_url=redis.url, mail_root=mail_root, tls_cert=cert, tls_key=key)

@@ -6,7 +6,6 @@ the DNS answer alone decides where mail goes, as on the Internet.
 
 import asyncio
 import ssl
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.fixtures.nsd import NsdServer
 from tests.fixtures.ports import free_port
 from tests.fixtures.processes import ServiceProcess
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.tls import self_signed_certificate
 from tests.integration.relay.sinks import Sink, SinkBehaviour
 
 RELAY_HOSTNAME = "relay.alpha.test"
@@ -129,16 +129,12 @@ class RelayWorld:
         return process
 
     def _tls_context(self) -> ssl.SSLContext:
-        cert, key = self.tmp_path / "sink.crt", self.tmp_path / "sink.key"
-        if not cert.exists():
-            subprocess.run(
-                [
-                    *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-                    *("-subj", "/CN=mx-tls.world.test", "-keyout", str(key), "-out", str(cert)),
-                ],
-                check=True,
-                capture_output=True,
-            )
+        directory = self.tmp_path / "sink-tls"
+        if directory.exists():
+            cert, key = directory / "cert.pem", directory / "key.pem"
+        else:
+            directory.mkdir()
+            cert, key = self_signed_certificate(directory, "mx-tls.world.test")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         return context

@@ -3,7 +3,6 @@ reading what landed in the streams, and a raw-socket SMTP client for what real c
 
 import json
 import socket
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from tests.fixtures.auth import AuthService
 from tests.fixtures.ports import free_port
 from tests.fixtures.processes import ServiceProcess
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.tls import self_signed_certificate
 
 HOST = "127.0.0.1"
 DOMAIN = "alpha.test"
@@ -48,16 +48,7 @@ class Certificate:
 
 def make_certificate(directory: Path) -> Certificate:
     """A self-signed certificate for localhost / 127.0.0.1 (the tests do not verify it)."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(directory)
     return Certificate(cert=cert, key=key)
 
 
