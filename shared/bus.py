@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
@@ -195,6 +195,14 @@ class Consumer:
             )
             self.stage_ack(pipe, entry)
             await pipe.execute()
+
+    async def parse_or_dead_letter(self, entry: Entry, model: type[M]) -> M | None:
+        """The entry's payload as `model`; an entry that is not one can never succeed: dead-letter it."""
+        try:
+            return entry.parse(model)
+        except ValidationError as exc:
+            await self.dead_letter(entry, f"not a valid {model.__name__}: {exc}")
+            return None
 
     async def heartbeat(self, entry_ids: list[str]) -> None:
         """Reset the idle time of entries we are still working on (JUSTID: no delivery-count increment)."""

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -123,10 +122,8 @@ class Deliverer:
         self._local_domains: set[str] | None = None
 
     async def handle(self, entry: Entry) -> None:
-        try:
-            envelope = entry.parse(Envelope)
-        except ValidationError as exc:
-            await self.consumer.dead_letter(entry, f"not an envelope: {exc}")
+        envelope = await self.consumer.parse_or_dead_letter(entry, Envelope)
+        if envelope is None:
             return
         with log_context(**envelope.log_fields()):
             recipients = list(dict.fromkeys(envelope.recipients))

@@ -18,7 +18,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from services.relay.delivery import DomainDelivery, domain_of, smtp_path_ok
@@ -75,10 +74,8 @@ class RelayHandler:
         self.sent = SentRecord(redis, settings.relay_sent_record_ttl_s)
 
     async def __call__(self, entry: Entry) -> None:
-        try:
-            envelope = entry.parse(Envelope)
-        except ValidationError as exc:
-            await self.consumer.dead_letter(entry, f"not a valid envelope: {exc}")
+        envelope = await self.consumer.parse_or_dead_letter(entry, Envelope)
+        if envelope is None:
             return
         with log_context(**envelope.log_fields()):
             await self.handle(entry, envelope)

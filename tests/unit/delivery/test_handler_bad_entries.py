@@ -32,7 +32,7 @@ async def test_an_entry_that_is_not_an_envelope_is_dead_lettered(redis_url: str,
         await redis.xadd(LOCAL_DELIVERY, {"type": "Envelope", "data": b'{"recipients": []}'})
         await deliver_first_entry(redis, tmp_path)
         [(_id, fields)] = await redis.xrange(DEAD_LETTER)
-        assert fields[b"reason"].startswith(b"not an envelope")
+        assert fields[b"reason"].startswith(b"not a valid Envelope")
         assert (await redis.xpending(LOCAL_DELIVERY, DELIVERY_GROUP))["pending"] == 0
     finally:
         await redis.aclose()
