@@ -1,4 +1,4 @@
-# Yubin: the two commands a newcomer needs are `make lab` and `make test` (see README).
+# Yubin: the two commands a newcomer needs are `make lab` and `make test` (README; depth in docs/).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,7 +29,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
 
-# The native two-site lab (README, "The lab"): Ctrl-C stops it. LAB_ARGS e.g. --free-ports, --set YUBIN_X=1.
+# The native two-site lab (README; docs/lab.md): Ctrl-C stops it. LAB_ARGS e.g. --free-ports, --set YUBIN_X=1.
 lab: $(STAMP)
 	$(BIN)/yubin lab up $(LAB_ARGS)
 

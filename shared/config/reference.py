@@ -1,6 +1,6 @@
 """The settings reference: every service's settings as a Markdown table, generated from the classes.
 
-`python -m shared.config.reference` prints it; the README's "Settings" section is this output, and a test
+`python -m shared.config.reference` prints it; docs/settings.md is this output, and a test
 keeps the two equal, so the documentation cannot drift from the code.
 """
 

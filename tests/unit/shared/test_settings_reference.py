@@ -1,16 +1,18 @@
-"""The README's settings table is the generated one, and every setting is documented."""
+"""docs/settings.md's table is the generated one, every setting is documented, and the docs name no unknown variable."""
 
 from pathlib import Path
 
 from shared.config.reference import BEGIN, END, render, settings_classes
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+ROOT = Path(__file__).resolve().parents[3]
+SETTINGS_PAGE = ROOT / "docs" / "settings.md"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def test_readme_settings_table_is_current() -> None:
-    text = README.read_text()
+def test_settings_page_table_is_current() -> None:
+    text = SETTINGS_PAGE.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    assert text[start:end] == render(), "run `python -m shared.config.reference` and paste it into README.md"
+    assert text[start:end] == render(), "run `python -m shared.config.reference` and paste it into docs/settings.md"
 
 
 def test_every_setting_has_a_description() -> None:
@@ -19,18 +21,18 @@ def test_every_setting_has_a_description() -> None:
             assert field.description, f"{service}: {name} has no description"
 
 
-# Variables the README names that are not service settings: the yubin client's and the lab's own.
+# Variables the docs name that are not service settings: the yubin client's and the lab's own.
 CLIENT_VARIABLES = {
     "YUBIN_ADMIN_URL", "YUBIN_ADMIN_TOKEN", "YUBIN_PASSWORD", "YUBIN_LAB_DIR", "YUBIN_LAB_INFO",
     "YUBIN_E2E_LAB_INFO", "YUBIN_NAME", "YUBIN_X",
 }  # fmt: skip
 
 
-def test_every_variable_the_readme_names_exists() -> None:
+def test_every_variable_the_docs_name_exists() -> None:
     import re
 
     from shared.config.reference import env_names
 
     known = {name for _, cls in settings_classes() for name in env_names(cls)} | CLIENT_VARIABLES
-    named = set(re.findall(r"YUBIN_[A-Z0-9_]+", README.read_text()))
+    named = {name for page in DOCS for name in re.findall(r"YUBIN_[A-Z0-9_]+", page.read_text())}
     assert named - known == set()
