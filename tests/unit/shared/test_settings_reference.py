@@ -12,7 +12,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 def test_settings_page_table_is_current() -> None:
     text = SETTINGS_PAGE.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    assert text[start:end] == render(), "run `python -m shared.config.reference` and paste it into docs/settings.md"
+    assert text[start:end] == render(), (
+        "run `python -m shared.config.reference` and paste it into docs/settings.md"
+    )
 
 
 def test_every_setting_has_a_description() -> None:
