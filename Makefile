@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint lab bench test-compose clean
+.PHONY: install test lint lab bench bench-reference test-compose clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,9 @@ lab: $(STAMP)
 # Throughput and latency of the lab (and of the reference Postfix lab when it is up). BENCH_ARGS e.g. -n 500.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The reference lab the benchmark compares with: Debian's Postfix + Dovecot + NSD as the same two sites on
+# 127.0.2.x (bench/reference_lab.py; needs root). `make bench-reference REFLAB=down` stops it.
+REFLAB ?= up
+bench-reference: $(STAMP)
+	$(BIN)/python -m bench.reference_lab $(REFLAB)

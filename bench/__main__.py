@@ -4,7 +4,7 @@ Burst mode: N messages (default 2000 x ~4 KB) over C sessions (default 8) as fas
 Paced mode: messages at a fixed rate (default 100 msg/s), for latency without queueing.
 The Yubin lab is the running one (`make lab`, or --lab-info) or, if none runs, one started for the
 benchmark on free ports in a temporary directory. When the reference Postfix + Dovecot lab
-(/work/shared/reference-lab, `sudo bash up.sh`) is up, or with --reference, it is measured the same way.
+(`make bench-reference`, bench/reference_lab.py) is up, or with --reference, it is measured the same way.
 """
 
 import argparse

@@ -4,7 +4,7 @@ Both have the same shape: senders at alpha.test (submission with AUTH), recipien
 and beta's Maildirs at `<mail root>/beta.test/<user>/new`, which the benchmark watches for arrivals.
 """
 
-import os
+import json
 import secrets
 import socket
 from dataclasses import dataclass
@@ -12,9 +12,7 @@ from pathlib import Path
 
 import httpx
 
-REFERENCE_STATE = Path(
-    os.environ.get("REFLAB_STATE") or f"{os.environ.get('TMPDIR', '/tmp')}/reference-mail-lab/state"
-)
+from bench.reference_lab import INFO as REFERENCE_INFO
 
 
 @dataclass
@@ -64,22 +62,27 @@ def yubin_target(info: dict, sessions: int) -> Target:
 
 
 def reference_target(sessions: int) -> Target:
-    """The reference lab's users: userN@{alpha,beta}.test with password secret-N (its README)."""
+    """The reference lab's users: userN@{alpha,beta}.test with password secret-N (bench/reference_lab.py)."""
+    info = json.loads(REFERENCE_INFO.read_text())
+    alpha, beta = info["sites"]["alpha.test"], info["sites"]["beta.test"]
     users = range(1, sessions + 1)
     return Target(
         name="reference",
-        submission=("127.0.1.10", 587),
-        pop3=("127.0.1.20", 110),
+        submission=hostport(alpha["submission"]),
+        pop3=hostport(beta["pop3"]),
         senders={f"user{n}@alpha.test": f"secret-{n}" for n in users},
         recipients={f"user{n}@beta.test": f"secret-{n}" for n in users},
-        mail_root=REFERENCE_STATE / "beta" / "mail",
+        mail_root=Path(beta["mail_root"]),
     )
 
 
 def reference_lab_up() -> bool:
+    """`make bench-reference` ran and its submission port answers."""
+    if not REFERENCE_INFO.exists():
+        return False
+    host, port = hostport(json.loads(REFERENCE_INFO.read_text())["sites"]["alpha.test"]["submission"])
     try:
-        with socket.create_connection(("127.0.1.10", 587), timeout=0.5):
-            pass
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
     except OSError:
         return False
-    return REFERENCE_STATE.exists()

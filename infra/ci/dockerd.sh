@@ -5,7 +5,7 @@
 #   infra/ci/dockerd.sh stop PIDFILE    stop the dockerd whose PID is in PIDFILE (the one `start` started)
 #
 # The flags keep the engine from touching the host's firewall or routing: containers reach only each other
-# and the host (see ../shared/notes/containers.md). Nothing is ever stopped that this script did not start.
+# and the host (see docs/compose.md, "make test-compose and CI"). Nothing is ever stopped that this script did not start.
 set -euo pipefail
 
 action=${1:?usage: dockerd.sh start|stop PIDFILE}

@@ -3,7 +3,7 @@
 # bring it down (`down -v`). With CI=true (CI, or any machine without a registry, like CI's) it first
 # installs Debian's docker.io/docker-compose/debootstrap/iptables if missing, starts a Docker engine if
 # none runs (and stops that one afterwards, by its PID), builds the base images locally and uses the
-# CI-only override infra/ci/docker-compose.ci.yml (see ../shared/notes/containers.md).
+# CI-only override infra/ci/docker-compose.ci.yml (see docs/compose.md, "make test-compose and CI").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
