@@ -19,6 +19,14 @@ class User(BaseModel):
     created_at: datetime | None = None
 
 
+class Alias(BaseModel):
+    """A local address that stands for other addresses (local or remote), as the admin API shows it."""
+
+    address: str = Field(description="The alias address (canonical: lower case, IDNA domain).")
+    destinations: list[str] = Field(description="Where its mail goes: mailboxes, remote addresses, aliases.")
+    created_at: datetime | None = None
+
+
 class VerifyRequest(BaseModel):
     username: str = Field(max_length=320)
     password: str = Field(max_length=1024)
