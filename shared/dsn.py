@@ -83,6 +83,9 @@ def _status_blocks(
     blocks = [per_message]
     for status in statuses:
         block = EmailMessage(policy=policy.SMTP)
+        original = envelope.original_recipients.get(status.recipient)
+        if original:  # the alias the sender wrote, before expansion (RFC 3464 §2.3.1)
+            block["Original-Recipient"] = f"rfc822; {original}"
         block["Final-Recipient"] = f"rfc822; {status.recipient}"
         block["Action"] = "delayed" if delayed else "failed"
         block["Status"] = status.status

@@ -9,6 +9,8 @@ Environment (compose fills it from .env; not YUBIN_* settings, this is no servic
     ADMIN_URL     the site's auth service, e.g. http://auth-alpha:8080
     ADMIN_TOKEN   the site's admin token
     SITE_USERS    demo users, space-separated ADDRESS=PASSWORD pairs (may be empty)
+    SITE_POSTMASTER  who gets postmaster@ and abuse@ of the domain (default: the first demo user, as
+                  the native lab does: alice@alpha.test, bob@beta.test)
 """
 
 import os
@@ -34,16 +36,23 @@ def main() -> int:
     admin_url = os.environ["ADMIN_URL"]
     users = parse_users(os.environ.get("SITE_USERS", ""))
     headers = {"Authorization": f"Bearer {os.environ['ADMIN_TOKEN']}"}
+    postmaster = os.environ.get("SITE_POSTMASTER") or next(iter(users), None)
+    if postmaster is None:
+        print(f"provision {domain}: SITE_POSTMASTER or a demo user is needed", file=sys.stderr)
+        return 1
     try:
         wait_healthy(admin_url)
         with httpx.Client(base_url=admin_url, headers=headers, timeout=30.0) as client:
-            ensure_domain(client, domain)
+            ensure_domain(client, domain, postmaster)
             for address, password in users.items():
                 ensure_user(client, address, password)
     except ProvisionError as exc:
         print(f"provision {domain}: {exc}", file=sys.stderr)
         return 1
-    print(f"provisioned {domain}: domain and {len(users)} user(s) {', '.join(users)}")
+    print(
+        f"provisioned {domain}: domain (postmaster@, abuse@ → {postmaster}) and {len(users)} user(s) "
+        f"{', '.join(users)}"
+    )
     return 0
 
 

@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from services.auth.addresses import InvalidAddress
+from services.auth.aliases import Aliases
 from services.auth.deps import Parts
 from services.auth.directory import AlreadyExists, Directory, DirectoryError, DomainHasUsers, NotFound
 from services.auth.login import Logins
 from services.auth.passwords import Passwords
-from services.auth.routes import domains, health, internal, users
+from services.auth.routes import aliases, domains, health, internal, users
 from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
 from shared.redis_client import connect
@@ -39,6 +40,11 @@ def create_app(settings: AuthSettings) -> FastAPI:
         settings=settings,
         redis=redis,
         directory=directory,
+        aliases=Aliases(
+            redis,
+            max_depth=settings.auth_alias_max_depth,
+            max_recipients=settings.auth_alias_max_recipients,
+        ),
         passwords=passwords,
         logins=Logins(directory, passwords, Throttle(redis, settings)),
     )
@@ -50,14 +56,14 @@ def create_app(settings: AuthSettings) -> FastAPI:
 
     app = FastAPI(
         title="Yubin user-auth",
-        summary="Users and domains; admin API (/v1, admin token) and internal API (/internal/v1, service token).",
+        summary="Users, aliases and domains; admin API (/v1, admin token) and internal API (/internal/v1, service token).",
         version="1",
         lifespan=lifespan,
         # The largest legitimate body is a login or a new user: well under this.
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.parts = parts
-    for module in (domains, users, internal, health):
+    for module in (domains, users, aliases, internal, health):
         app.include_router(module.router)
 
     @app.exception_handler(DirectoryError)

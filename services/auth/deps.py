@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from services.auth.aliases import Aliases
 from services.auth.directory import Directory
 from services.auth.login import Logins
 from services.auth.passwords import Passwords
@@ -20,6 +21,7 @@ class Parts:
     settings: AuthSettings
     redis: Redis
     directory: Directory
+    aliases: Aliases
     passwords: Passwords
     logins: Logins
 

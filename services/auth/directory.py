@@ -5,11 +5,17 @@
     yubin:auth:users                   sorted set of all addresses
     yubin:auth:domain-users:<name>     sorted set of the domain's addresses
     yubin:auth:user:<address>          hash: password_hash, enabled (1/0), quota_bytes ("" = none), created_at
+    yubin:auth:aliases                 sorted set of all alias addresses
+    yubin:auth:domain-aliases:<name>   sorted set of the domain's alias addresses
+    yubin:auth:alias:<address>         hash: destinations (JSON list), created_at   (see `aliases`)
+
+An address is a user or an alias, never both (each creation checks the other key in its transaction).
 
 Changes that check something first (the domain exists, the user does not) run as WATCH/MULTI/EXEC
 transactions, so a user is never created in a domain being deleted. Names are canonical (see addresses).
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +40,29 @@ def domain_users_key(name: str) -> str:
 
 def user_key(address: str) -> str:
     return f"{PREFIX}user:{address}"
+
+
+ALIASES = f"{PREFIX}aliases"
+
+
+def alias_key(address: str) -> str:
+    return f"{PREFIX}alias:{address}"
+
+
+def domain_aliases_key(name: str) -> str:
+    return f"{PREFIX}domain-aliases:{name}"
+
+
+def stage_alias(pipe: Pipeline, address: str, destinations: list[str], created_at: datetime) -> None:
+    """Stage writing one alias (the caller has checked that neither a user nor an alias has the name)."""
+    fields = {"destinations": json.dumps(destinations), "created_at": created_at.isoformat()}
+    pipe.hset(alias_key(address), mapping=fields)
+    pipe.zadd(ALIASES, {address: 0})
+    pipe.zadd(domain_aliases_key(domain_of(address)), {address: 0})
+
+
+ROLE_ALIASES = ("postmaster", "abuse")
+"""Created with every domain when a target is given: RFC 5321 §4.5.1 (postmaster) and RFC 2142 (abuse)."""
 
 
 class DirectoryError(Exception):
@@ -96,8 +125,10 @@ class Directory:
 
     # Domains
 
-    async def add_domain(self, name: str) -> Domain:
+    async def add_domain(self, name: str, postmaster: str | None = None) -> Domain:
+        """A new domain; with `postmaster`, also its postmaster@ and abuse@ aliases pointing there."""
         created_at = utcnow()
+        roles = [f"{role}@{name}" for role in ROLE_ALIASES] if postmaster else []
 
         async def create(pipe: Pipeline) -> None:
             if await pipe.exists(domain_key(name)):
@@ -105,7 +136,11 @@ class Directory:
             pipe.multi()
             pipe.hset(domain_key(name), mapping={"created_at": created_at.isoformat()})
             pipe.zadd(DOMAINS, {name: 0})
+            for address in roles:
+                stage_alias(pipe, address, [postmaster], created_at)  # type: ignore[list-item]
 
+        # A new domain has no users or aliases, except leftovers of a half-deleted one: the WATCH on
+        # domain_key covers that (deletion removes them in the same transaction).
         await self.redis.transaction(create, domain_key(name))
         return Domain(name=name, created_at=created_at)
 
@@ -133,6 +168,7 @@ class Directory:
             if not await pipe.exists(domain_key(name)):
                 raise NotFound(f"domain {name} does not exist")
             addresses = [a.decode() for a in await pipe.zrange(domain_users_key(name), 0, -1)]
+            aliases = [a.decode() for a in await pipe.zrange(domain_aliases_key(name), 0, -1)]
             if addresses and not force:
                 raise DomainHasUsers(
                     f"domain {name} still has {len(addresses)} user(s); delete them or use ?force=true"
@@ -142,10 +178,16 @@ class Directory:
                 pipe.delete(user_key(address))
             if addresses:
                 pipe.zrem(USERS, *addresses)
-            pipe.delete(domain_users_key(name), domain_key(name))
+            for address in aliases:  # a domain's aliases go with it; they hold no mail
+                pipe.delete(alias_key(address))
+            if aliases:
+                pipe.zrem(ALIASES, *aliases)
+            pipe.delete(domain_users_key(name), domain_aliases_key(name), domain_key(name))
             pipe.zrem(DOMAINS, name)
 
-        await self.redis.transaction(delete, domain_key(name), domain_users_key(name))
+        await self.redis.transaction(
+            delete, domain_key(name), domain_users_key(name), domain_aliases_key(name)
+        )
 
     # Users
 
@@ -158,13 +200,15 @@ class Directory:
                 raise NotFound(f"domain {domain} does not exist")
             if await pipe.exists(user_key(address)):
                 raise AlreadyExists(f"user {address} already exists")
+            if await pipe.exists(alias_key(address)):
+                raise AlreadyExists(f"{address} is an alias; delete the alias first")
             pipe.multi()
             fields = _user_fields(password_hash, True, quota_bytes)
             pipe.hset(user_key(address), mapping={**fields, "created_at": user.created_at.isoformat()})
             pipe.zadd(USERS, {address: 0})
             pipe.zadd(domain_users_key(domain), {address: 0})
 
-        await self.redis.transaction(create, domain_key(domain), user_key(address))
+        await self.redis.transaction(create, domain_key(domain), user_key(address), alias_key(address))
         return user
 
     async def get_user(self, address: str) -> StoredUser | None:

@@ -23,6 +23,7 @@ class Transaction:
 
     sender: str  # "" = null sender
     routes: dict[str, str]  # recipient → stream, in RCPT order
+    original_recipients: dict[str, str]  # recipient → the alias it was expanded from (RCPT TO address)
     auth_user: str | None
     client: ClientInfo
 
@@ -68,6 +69,11 @@ async def accept_message(
             queue_id=queue_id,
             sender=transaction.sender,
             recipients=recipients,
+            original_recipients={
+                r: transaction.original_recipients[r]
+                for r in recipients
+                if r in transaction.original_recipients
+            },
             auth_user=transaction.auth_user,
             client_addr=transaction.client.address,
             helo=headers.safe_helo(transaction.client.helo),

@@ -1,13 +1,13 @@
-"""Mailbox addresses as they arrive in MAIL FROM and RCPT TO (already parsed by aiosmtpd).
+"""Mailbox addresses as MAIL FROM and RCPT TO name them (parsed by `paths`, the RFC 5321 grammar).
 
-aiosmtpd drops a source route (`<@relay:user@domain>` → `user@domain`, RFC 5321 §4.1.1.3 says to ignore
-it) and keeps quoted local parts as written (`"user@other"@domain`).
+A source route (`<@relay:user@domain>` → `user@domain`) is dropped (RFC 5321 §4.1.1.3 says to ignore
+it); quoted local parts are kept as written (`"user@other"@domain`) so the policies can refuse them.
 """
 
 from dataclasses import dataclass
 
 NULL_PATH = "<>"
-"""How aiosmtpd hands us the null reverse-path of `MAIL FROM:<>`."""
+"""What aiosmtpd's envelope.mail_from holds for the null reverse-path (it must be truthy)."""
 
 # Characters that old mailers treat as "route the rest elsewhere" when they appear in a local part
 # (user%other@us, other!user@us, "user@other"@us). Postfix calls it sender-specified routing.
@@ -36,7 +36,7 @@ def is_clean(text: str) -> bool:
 
 
 def parse_mailbox(address: str) -> Mailbox | None:
-    """`local@domain` → Mailbox; None for anything that is not a usable mailbox."""
+    """A bare `local@domain` (a login name, not a path) → Mailbox; None if it is not a usable mailbox."""
     if not is_clean(address):
         return None
     local, at, domain = address.rpartition("@")
@@ -46,7 +46,3 @@ def parse_mailbox(address: str) -> Mailbox | None:
     if not domain or len(domain) > _MAX_DOMAIN:
         return None
     return Mailbox(local=local, domain=domain)
-
-
-def is_ascii(text: str) -> bool:
-    return text.isascii()

@@ -5,8 +5,9 @@ No AUTH, no relaying. Sender-specified routing in the local part (`user%other@us
 """
 
 from services.submission import replies
-from services.submission.addresses import NULL_PATH, Mailbox, parse_mailbox
+from services.submission.addresses import Mailbox
 from services.submission.local_domains import LocalDomains
+from services.submission.paths import PathArgument
 from services.submission.policy import RecipientDecision, SenderDecision, local_recipient
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.config.submission import SmtpRole
@@ -22,19 +23,18 @@ class MxPolicy:
         self._auth = auth
         self._domains = domains
 
-    async def check_sender(self, address: str, auth_user: str | None) -> SenderDecision:
-        if address == NULL_PATH:
+    async def check_sender(self, path: PathArgument, auth_user: str | None) -> SenderDecision:
+        if path.mailbox is None:
             return SenderDecision(replies.SENDER_OK, sender=NULL_SENDER)  # bounces (RFC 5321 §4.5.5)
-        mailbox = parse_mailbox(address)
-        if mailbox is None:
-            return SenderDecision(replies.SENDER_SYNTAX)
-        return SenderDecision(replies.SENDER_OK, sender=mailbox.address)
+        return SenderDecision(replies.SENDER_OK, sender=path.mailbox.address)
 
-    async def check_recipient(self, mailbox: Mailbox, auth_user: str | None) -> RecipientDecision:
+    async def check_recipient(
+        self, mailbox: Mailbox, auth_user: str | None, *, local_only: bool = False
+    ) -> RecipientDecision:
         try:
             ours = await self._domains.contains(mailbox.domain)
         except AuthUnavailable:
             return RecipientDecision(replies.LOOKUP_FAILED.format(address=mailbox.address))
         if not ours or mailbox.has_routing:
             return RecipientDecision(replies.RELAY_DENIED.format(address=mailbox.address))
-        return await local_recipient(self._auth, mailbox)
+        return await local_recipient(self._auth, self._domains, mailbox)

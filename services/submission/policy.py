@@ -5,14 +5,16 @@ transaction, and where (if anywhere) does this RCPT TO go. The SMTP session (`se
 replies with what they say.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.submission import replies
 from services.submission.addresses import Mailbox
+from services.submission.local_domains import LocalDomains
+from services.submission.paths import PathArgument
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.config.submission import SmtpRole
-from shared.streams import LOCAL_DELIVERY
+from shared.streams import LOCAL_DELIVERY, OUTBOUND
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,10 @@ class SenderDecision:
 @dataclass(frozen=True)
 class RecipientDecision:
     reply: str
-    address: str | None = None  # the canonical address when accepted
-    stream: str | None = None  # LOCAL_DELIVERY or OUTBOUND when accepted
+    address: str | None = None  # the canonical RCPT address when accepted
+    routes: dict[str, str] = field(default_factory=dict)
+    """Where it goes when accepted: final recipient → LOCAL_DELIVERY or OUTBOUND. One entry for a
+    mailbox or a remote address, the alias's expansion for an alias."""
 
     @property
     def accepted(self) -> bool:
@@ -37,17 +41,33 @@ class RolePolicy(Protocol):
     offers_auth: bool
     adds_missing_headers: bool  # Message-ID and Date (RFC 6409 §8): submission only
 
-    async def check_sender(self, address: str, auth_user: str | None) -> SenderDecision: ...
+    async def check_sender(self, path: PathArgument, auth_user: str | None) -> SenderDecision: ...
 
-    async def check_recipient(self, mailbox: Mailbox, auth_user: str | None) -> RecipientDecision: ...
+    async def check_recipient(
+        self, mailbox: Mailbox, auth_user: str | None, *, local_only: bool = False
+    ) -> RecipientDecision:
+        """`local_only`: refuse rather than relay (the bare `<Postmaster>` is always ours)."""
+        ...
 
 
-async def local_recipient(auth: AuthClient, mailbox: Mailbox) -> RecipientDecision:
-    """A recipient in one of our domains: it must exist and be enabled (unknown and disabled look alike)."""
+async def local_recipient(auth: AuthClient, domains: LocalDomains, mailbox: Mailbox) -> RecipientDecision:
+    """A recipient in one of our domains: a mailbox that exists and is enabled (unknown and disabled look
+    alike), or an alias, expanded here by the auth service (loops and depth are bounded there), so that
+    its local destinations go to local delivery and its remote ones to the relay in the same MULTI."""
     try:
         info = await auth.recipient(mailbox.address)
+        if info.destinations is None:
+            if not info.deliverable:
+                return RecipientDecision(replies.UNKNOWN_USER.format(address=mailbox.address))
+            return RecipientDecision(
+                replies.RECIPIENT_OK, address=info.address, routes={info.address: LOCAL_DELIVERY}
+            )
+        if not info.destinations:
+            return RecipientDecision(replies.ALIAS_LOOP.format(address=mailbox.address))
+        routes = {}
+        for destination in info.destinations:
+            local = await domains.contains(destination.rpartition("@")[2])
+            routes[destination] = LOCAL_DELIVERY if local else OUTBOUND
     except AuthUnavailable:
         return RecipientDecision(replies.LOOKUP_FAILED.format(address=mailbox.address))
-    if not info.deliverable:
-        return RecipientDecision(replies.UNKNOWN_USER.format(address=mailbox.address))
-    return RecipientDecision(replies.RECIPIENT_OK, address=info.address, stream=LOCAL_DELIVERY)
+    return RecipientDecision(replies.RECIPIENT_OK, address=info.address, routes=routes)

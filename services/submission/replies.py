@@ -47,6 +47,15 @@ AUTH_REQUIRED = "530 5.7.0 Authentication required"
 
 # --- MAIL (RFC 5321 §4.1.1.2, RFC 3463 X.1.x address status) ---
 SENDER_OK = "250 2.1.0 Ok"
+MAIL_SYNTAX = "501 5.5.4 Syntax: MAIL FROM:<address> [SP <mail-parameters>]"
+NEED_MAIL = "503 5.5.1 Error: need MAIL command"
+NESTED_MAIL = "503 5.5.1 Error: nested MAIL command"
+PARAMETERS_WITHOUT_EHLO = "501 5.5.4 Error: parameters need EHLO"
+PARAMETERS_UNKNOWN = "555 5.5.4 Error: {verb} parameters not recognized or not implemented"  # §4.1.1.11
+BODY_UNSUPPORTED = "501 5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME"
+SMTPUTF8_VALUE = "501 5.5.4 Error: SMTPUTF8 takes no arguments"
+SIZE_SYNTAX = "501 5.5.4 Error: SIZE needs a number of octets"
+SIZE_TOO_BIG = "552 5.3.4 Error: message size exceeds fixed maximum message size"  # RFC 1870 §6.1
 SENDER_SYNTAX = "501 5.1.7 Error: bad sender address syntax"
 SENDER_NOT_OWNED = "553 5.7.1 <{address}>: Sender address rejected: not owned by user {user}"
 NULL_SENDER_REFUSED = "553 5.7.1 Error: the null sender is not allowed on submission"
@@ -55,6 +64,8 @@ UTF8_ADDRESS_NEEDS_SMTPUTF8 = "553 5.6.7 Error: non-ASCII address needs SMTPUTF8
 # --- RCPT (RFC 5321 §4.1.1.3, §4.5.3.1.10) ---
 RECIPIENT_OK = "250 2.1.5 Ok"
 RECIPIENT_SYNTAX = "501 5.1.3 Error: bad recipient address syntax"
+RCPT_SYNTAX = "501 5.5.4 Syntax: RCPT TO:<address> [SP <rcpt-parameters>]"
+ALIAS_LOOP = "550 5.4.6 <{address}>: Recipient address rejected: alias expands to no recipient (loop?)"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
 # Pipelining clients send all RCPTs before they see a 452; that is expected (RFC 5321 §4.5.3.1.10) and
 # not counted as an error, up to as many again as the limit (Postfix: smtpd_recipient_overshoot_limit).

@@ -7,6 +7,8 @@ enhanced status code added in `push`. We replace the verbs where we need differe
   AUTH only where and when it is allowed).
 - AUTH: PLAIN and LOGIN checked by the auth service without blocking the loop.
 - DATA: the strict reader (`message_data`), then the handler stores the message (`handler`).
+- MAIL/RCPT: the whole argument goes to the handler, which parses it by RFC 5321 (`paths`) and asks
+  the policy; aiosmtpd's own parser is lenient (comments, missing brackets).
 - VRFY/EXPN: never tell whether a mailbox exists.
 
 Limits: concurrent sessions (`connections`), idle and total time, error replies per session, line
@@ -16,7 +18,6 @@ length, message size (and recipients per message in `handler`).
 import asyncio
 import binascii
 import logging
-import re
 from base64 import b64decode
 from typing import Any
 
@@ -38,12 +39,6 @@ LOGIN_PASSWORD_CHALLENGE = "Password:"
 MAX_USERNAME = 320  # the auth API's limits (shared.models.VerifyRequest)
 MAX_PASSWORD = 1024
 
-# `<local@domain>` with a dot-atom local part and a plain host name (RFC 5322 §3.2.3 atext): what nearly
-# every MAIL FROM and RCPT TO looks like. `_getaddr` answers these itself; anything else (quotes, comments,
-# source routes, `<>`, UTF-8) goes to aiosmtpd's full parser.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
-
 
 class TransactionEnvelope(Envelope):
     """aiosmtpd's envelope plus what our policy decided for it."""
@@ -52,6 +47,7 @@ class TransactionEnvelope(Envelope):
         super().__init__()
         self.sender: str | None = None  # normalized reverse-path, "" for <>
         self.routes: dict[str, str] = {}  # accepted recipient → stream
+        self.original_recipients: dict[str, str] = {}  # recipient → the RCPT address it came from (aliases)
         self.rcpt_attempts = 0
 
 
@@ -182,21 +178,6 @@ class ReceptionSMTP(SMTP):
 
     def _create_envelope(self) -> TransactionEnvelope:
         return TransactionEnvelope()
-
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd's address parser, with a fast path for plain `<local@domain>`: the full one (the email
-        package's header parser, and a class defined per call) was a tenth of the MX's CPU time."""
-        stripped = arg.lstrip()
-        plain = _PLAIN_PATH.match(stripped)
-        if plain is None:
-            return super()._getaddr(arg)
-        rest = stripped[plain.end() :].lstrip(" \t")  # as the full parser, which takes the white space
-        if rest.startswith("("):  # a comment after the path: the full parser's business
-            return super()._getaddr(arg)
-        address = plain.group(1)
-        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
-            return None, None
-        return address, rest
 
     def peer_ip(self) -> str | None:
         peer = self.session.peer if self.session is not None else None
@@ -379,6 +360,28 @@ class ReceptionSMTP(SMTP):
             return None
         return None if response is MISSING else response  # type: ignore[return-value]
 
+    @syntax("MAIL FROM:<address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """RFC 5321 §4.1.1.2: the handler parses the argument (`paths`) and decides."""
+        assert self.envelope is not None
+        if await self.check_helo_needed():
+            return
+        if self.envelope.mail_from:
+            await self.push(replies.NESTED_MAIL)
+            return
+        await self.push(await self._call_handler_hook("MAIL", arg or ""))
+
+    @syntax("RCPT TO:<address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        """RFC 5321 §4.1.1.3: the handler parses the argument (`paths`) and decides."""
+        assert self.envelope is not None
+        if await self.check_helo_needed():
+            return
+        if not self.envelope.mail_from:
+            await self.push(replies.NEED_MAIL)
+            return
+        await self.push(await self._call_handler_hook("RCPT", arg or ""))
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
         """RFC 5321 §4.1.1.4; the reply comes after the message is durably stored."""
@@ -390,7 +393,7 @@ class ReceptionSMTP(SMTP):
             await self.push(replies.SYNTAX_DATA)
             return
         if not self.envelope.mail_from:
-            await self.push("503 5.5.1 Error: need MAIL command")
+            await self.push(replies.NEED_MAIL)
             return
         if not self.envelope.rcpt_tos:
             # With PIPELINING the client sends DATA before seeing RCPT replies (RFC 2920 §3.1).

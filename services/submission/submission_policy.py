@@ -5,8 +5,9 @@ Postfix's reject_unlisted_recipient) and go to local delivery; all others go to 
 """
 
 from services.submission import replies
-from services.submission.addresses import NULL_PATH, Mailbox, parse_mailbox
+from services.submission.addresses import Mailbox, parse_mailbox
 from services.submission.local_domains import LocalDomains
+from services.submission.paths import PathArgument
 from services.submission.policy import RecipientDecision, SenderDecision, local_recipient
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.config.submission import SmtpRole
@@ -28,19 +29,19 @@ class SubmissionPolicy:
         self._auth = auth
         self._domains = domains
 
-    async def check_sender(self, address: str, auth_user: str | None) -> SenderDecision:
+    async def check_sender(self, path: PathArgument, auth_user: str | None) -> SenderDecision:
         if auth_user is None:
             return SenderDecision(replies.AUTH_REQUIRED)
-        if address == NULL_PATH:
-            return SenderDecision(replies.NULL_SENDER_REFUSED)
-        mailbox = parse_mailbox(address)
+        mailbox = path.mailbox
         if mailbox is None:
-            return SenderDecision(replies.SENDER_SYNTAX)
+            return SenderDecision(replies.NULL_SENDER_REFUSED)
         if not owns(auth_user, mailbox):
             return SenderDecision(replies.SENDER_NOT_OWNED.format(address=mailbox.address, user=auth_user))
         return SenderDecision(replies.SENDER_OK, sender=mailbox.address)
 
-    async def check_recipient(self, mailbox: Mailbox, auth_user: str | None) -> RecipientDecision:
+    async def check_recipient(
+        self, mailbox: Mailbox, auth_user: str | None, *, local_only: bool = False
+    ) -> RecipientDecision:
         if auth_user is None:
             return RecipientDecision(replies.AUTH_REQUIRED)
         try:
@@ -48,5 +49,10 @@ class SubmissionPolicy:
         except AuthUnavailable:
             return RecipientDecision(replies.LOOKUP_FAILED.format(address=mailbox.address))
         if ours:
-            return await local_recipient(self._auth, mailbox)
-        return RecipientDecision(replies.RECIPIENT_OK, address=mailbox.address, stream=OUTBOUND)
+            return await local_recipient(self._auth, self._domains, mailbox)
+        if local_only or mailbox.domain.startswith("["):
+            # Address literals: the relay routes by MX only (RFC 5321 §4.1.3 makes them optional).
+            return RecipientDecision(replies.UNKNOWN_USER.format(address=mailbox.address))
+        return RecipientDecision(
+            replies.RECIPIENT_OK, address=mailbox.address, routes={mailbox.address: OUTBOUND}
+        )

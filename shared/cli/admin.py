@@ -1,4 +1,4 @@
-"""`yubin domains ...` and `yubin users ...`: the auth service's REST admin API (`/v1`) over httpx.
+"""`yubin domains ...`, `yubin users ...` and `yubin aliases ...`: the auth service's REST admin API (`/v1`) over httpx.
 
 The server is `--admin-url` with `--token` (or `$YUBIN_ADMIN_URL`, `$YUBIN_ADMIN_TOKEN`), or with `--lab`
 the admin API of the site the address belongs to (`--site` for domain commands).
@@ -37,8 +37,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = domain_commands.add_parser("list", help="list the domains")
     connection_options(p)
     p.set_defaults(handler=domains_list)
-    p = domain_commands.add_parser("add", help="add a domain")
+    p = domain_commands.add_parser("add", help="add a domain (with its postmaster@ and abuse@ aliases)")
     p.add_argument("name")
+    p.add_argument(
+        "--postmaster",
+        metavar="ADDRESS",
+        help="who gets the domain's postmaster@ and abuse@ mail (RFC 5321 §4.5.1, RFC 2142); "
+        "without it, create those aliases yourself",
+    )
     connection_options(p)
     p.set_defaults(handler=domains_add)
     p = domain_commands.add_parser("delete", help="delete a domain (refused while it has users)")
@@ -84,6 +90,28 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("address")
     connection_options(p)
     p.set_defaults(handler=users_delete)
+
+    aliases = subparsers.add_parser("aliases", help="manage the aliases of a site (admin API)")
+    alias_commands = aliases.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = alias_commands.add_parser("list", help="list the aliases")
+    p.add_argument("--domain", help="only this domain's aliases")
+    p.add_argument("--limit", type=int, help="at most this many")
+    p.add_argument("--offset", type=int, help="skip this many")
+    connection_options(p)
+    p.set_defaults(handler=aliases_list)
+    p = alias_commands.add_parser("add", help="add an alias: its mail goes to each destination")
+    p.add_argument("address")
+    p.add_argument("destinations", nargs="+", metavar="DESTINATION", help="local or remote addresses")
+    connection_options(p)
+    p.set_defaults(handler=aliases_add)
+    p = alias_commands.add_parser("show", help="show one alias")
+    p.add_argument("address")
+    connection_options(p)
+    p.set_defaults(handler=aliases_show)
+    p = alias_commands.add_parser("delete", help="delete an alias")
+    p.add_argument("address")
+    connection_options(p)
+    p.set_defaults(handler=aliases_delete)
 
 
 def password_options(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +198,10 @@ def domain_items(data: Any) -> list[Any]:
 
 
 def domains_add(args: argparse.Namespace) -> int:
-    data = call(args, args.name, "POST", "/v1/domains", json={"name": args.name})
+    body = {"name": args.name}
+    if args.postmaster:
+        body["postmaster"] = args.postmaster
+    data = call(args, args.name, "POST", "/v1/domains", json=body)
     return output(
         args, data, f"added domain {data.get('name', args.name) if isinstance(data, dict) else args.name}"
     )
@@ -240,4 +271,35 @@ def users_set(args: argparse.Namespace) -> int:
 
 def users_delete(args: argparse.Namespace) -> int:
     data = call(args, args.address, "DELETE", f"/v1/users/{path_part(args.address)}")
+    return output(args, data, f"deleted {args.address}")
+
+
+def alias_line(alias: dict[str, Any]) -> str:
+    return f"{alias['address']:<32} → {', '.join(alias['destinations'])}"
+
+
+def aliases_list(args: argparse.Namespace) -> int:
+    params = {
+        k: v
+        for k, v in (("domain", args.domain), ("limit", args.limit), ("offset", args.offset))
+        if v is not None
+    }
+    data = call(args, args.domain, "GET", "/v1/aliases", params=params)
+    lines = [alias_line(alias) for alias in data]
+    return output(args, data, "\n".join(lines) if lines else "no aliases")
+
+
+def aliases_add(args: argparse.Namespace) -> int:
+    body = {"address": args.address, "destinations": args.destinations}
+    data = call(args, args.address, "POST", "/v1/aliases", json=body)
+    return output(args, data, f"added {alias_line(data)}")
+
+
+def aliases_show(args: argparse.Namespace) -> int:
+    data = call(args, args.address, "GET", f"/v1/aliases/{path_part(args.address)}")
+    return output(args, data, alias_line(data))
+
+
+def aliases_delete(args: argparse.Namespace) -> int:
+    data = call(args, args.address, "DELETE", f"/v1/aliases/{path_part(args.address)}")
     return output(args, data, f"deleted {args.address}")

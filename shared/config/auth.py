@@ -83,6 +83,21 @@ class AuthSettings(ServiceSettings):
         "faster by taking cores from the other logins.",
     )
 
+    auth_alias_max_depth: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="How deep aliases may nest (an alias naming an alias ...); deeper makes the alias "
+        "expand to nothing, so its mail is refused (Postfix: virtual_alias_recursion_limit).",
+    )
+    auth_alias_max_recipients: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Most final recipients one alias may expand to; more makes it expand to nothing, so "
+        "its mail is refused (Postfix: virtual_alias_expansion_limit).",
+    )
+
     @model_validator(mode="after")
     def _tokens_are_strong_and_distinct(self) -> "AuthSettings":
         admin = self.admin_token.get_secret_value()

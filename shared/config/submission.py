@@ -67,12 +67,26 @@ class SubmissionSettings(ServiceSettings, AuthClientSettings):
     local_domains_refresh_s: float = Field(
         30.0, gt=0, description="How long the list of local domains from the auth service is cached."
     )
+    postmaster_domain: str | None = Field(
+        None,
+        description="Whose postmaster the bare `RCPT TO:<Postmaster>` (RFC 5321 §4.5.1) is: "
+        "postmaster@ this domain, which must be a local domain. Empty: YUBIN_HOSTNAME without its first "
+        "label (mx.alpha.test → alpha.test), like Postfix's $mydomain.",
+    )
     shutdown_grace_s: float = Field(
         10.0,
         ge=0,
         description="On SIGTERM: how long sessions in the middle of a transaction may take to finish "
         "before they are closed.",
     )
+
+    @property
+    def own_domain(self) -> str:
+        """The domain of the bare `<Postmaster>` (see `postmaster_domain`)."""
+        if self.postmaster_domain:
+            return self.postmaster_domain.lower().rstrip(".")
+        labels = self.hostname.lower().rstrip(".").split(".")
+        return ".".join(labels[1:]) if len(labels) > 2 else ".".join(labels)
 
     @property
     def listen_port(self) -> int:

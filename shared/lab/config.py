@@ -49,6 +49,11 @@ class Site:
         return self.domain.split(".", 1)[0]
 
     @property
+    def postmaster(self) -> str:
+        """Who reads the site's postmaster@ and abuse@: its first demo user (alice, bob)."""
+        return f"{self.demo_users[0]}@{self.domain}"
+
+    @property
     def mx_host(self) -> str:
         return f"mx.{self.domain}"
 

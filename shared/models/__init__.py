@@ -2,6 +2,7 @@
 
 from shared.models.delivery import DeliveryResult, RecipientState, RecipientStatus
 from shared.models.directory import (
+    Alias,
     Domain,
     DomainList,
     RecipientInfo,
@@ -14,6 +15,7 @@ from shared.models.trace import TraceEvent
 
 __all__ = [
     "NULL_SENDER",
+    "Alias",
     "DeliveryResult",
     "Domain",
     "DomainList",

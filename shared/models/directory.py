@@ -19,6 +19,14 @@ class User(BaseModel):
     created_at: datetime | None = None
 
 
+class Alias(BaseModel):
+    """A local address that stands for other addresses (local or remote), as the admin API shows it."""
+
+    address: str = Field(description="The alias address (canonical: lower case, IDNA domain).")
+    destinations: list[str] = Field(description="Where its mail goes: mailboxes, remote addresses, aliases.")
+    created_at: datetime | None = None
+
+
 class VerifyRequest(BaseModel):
     username: str = Field(max_length=320)
     password: str = Field(max_length=1024)
@@ -36,10 +44,19 @@ class VerifyResult(BaseModel):
 
 
 class RecipientInfo(BaseModel):
+    """A local address as the mail services see it: a mailbox (`exists`), an alias (`destinations`), or
+    neither. An address is never both."""
+
     address: str
-    exists: bool
+    exists: bool = Field(description="A mailbox of this address exists.")
     enabled: bool = False
     quota_bytes: int | None = None
+    destinations: list[str] | None = Field(
+        None,
+        description="Set when the address is an alias: the final recipients of its expansion (mailboxes, "
+        "remote addresses; nested aliases already expanded, loops cut). Empty: it expands to nothing "
+        "(a loop, or deeper or wider than the limits).",
+    )
 
     @property
     def deliverable(self) -> bool:

@@ -25,6 +25,11 @@ class Envelope(BaseModel):
     queue_id: str = Field(default_factory=new_queue_id)
     sender: str = Field(NULL_SENDER, description='MAIL FROM address; "" is the null sender <>.')
     recipients: list[str] = Field(min_length=1)
+    original_recipients: dict[str, str] = Field(
+        default_factory=dict,
+        description="Recipient → the address the client gave in RCPT TO, for recipients that came from an "
+        "alias expansion (DSN Original-Recipient, RFC 3464 §2.3.1).",
+    )
     auth_user: str | None = Field(
         None, description="Authenticated submitter, if the message came in with AUTH."
     )

@@ -78,6 +78,15 @@ def test_failed_dsn_structure_and_fields() -> None:
     assert b"secret body" not in raw  # headers only, never the body
 
 
+def test_alias_recipients_report_the_address_the_sender_wrote() -> None:
+    alias = envelope().model_copy(update={"original_recipients": {"bob@far.test": "team@alpha.test"}})
+    statuses = [failed("bob@far.test", status="5.1.1"), failed("carol@far.test", status="5.1.1")]
+    _, bob, carol = delivery_status(parse(build_dsn(alias, statuses, ORIGINAL, "mail.alpha.test")))
+    assert bob["Original-Recipient"] == "rfc822; team@alpha.test"
+    assert list(bob.keys())[:2] == ["Original-Recipient", "Final-Recipient"]  # RFC 3464 §2.3 order
+    assert carol["Original-Recipient"] is None
+
+
 def test_delayed_dsn_says_until_when() -> None:
     until = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     statuses = [

@@ -14,8 +14,14 @@ async def verify(request: VerifyRequest, parts: PartsDep) -> VerifyResult:
     return await parts.logins.verify(request)
 
 
-@router.get("/recipients/{address:path}", summary="Is this a local mailbox, and may it receive mail?")
+@router.get(
+    "/recipients/{address:path}",
+    summary="Is this a local mailbox, and may it receive mail? Or an alias, and what does it expand to?",
+)
 async def recipient(address: str, parts: PartsDep) -> RecipientInfo:
+    """A mailbox: `exists`, `enabled`, `quota_bytes`. An alias: `destinations`, its final recipients
+    (nested aliases expanded, loops cut, bounded by YUBIN_AUTH_ALIAS_MAX_DEPTH and
+    YUBIN_AUTH_ALIAS_MAX_RECIPIENTS; empty when it expands to nothing). Neither: `exists` false."""
     try:
         canonical = normalize_address(address)
     except InvalidAddress:
@@ -23,7 +29,8 @@ async def recipient(address: str, parts: PartsDep) -> RecipientInfo:
         return RecipientInfo(address=address[:320], exists=False)
     user = await parts.directory.get_user(canonical)
     if user is None:
-        return RecipientInfo(address=canonical, exists=False)
+        destinations = await parts.aliases.expand(canonical)
+        return RecipientInfo(address=canonical, exists=False, destinations=destinations)
     return RecipientInfo(address=canonical, exists=True, enabled=user.enabled, quota_bytes=user.quota_bytes)
 
 

@@ -242,6 +242,7 @@ async def test_recipients(internal, admin, bob):
         "exists": True,
         "enabled": True,
         "quota_bytes": 1000,
+        "destinations": None,
     }
     assert (await recipient("nobody@alpha.test"))["exists"] is False
     assert (await recipient("bob@beta.test"))["exists"] is False
