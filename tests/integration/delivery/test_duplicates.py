@@ -9,11 +9,12 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.delivery import mailbox_files
-from services.delivery.duplicates import DuplicateClaims, claim_key, normalized_message_id
+from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
+from services.delivery.handler import delivery_file_name
 from services.delivery.stored_message import stored_message
 from shared.bus import Consumer
 from shared.config import BusSettings
-from shared.maildir import delivery_unique, mailbox_path, maildir_name, unique_of, wire_size
+from shared.maildir import delivery_unique, mailbox_path, unique_of
 from shared.models import Envelope
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
 from tests.integration.delivery.mailboxes import body_released, files, pending, send, trace_events, wait_until
@@ -122,15 +123,14 @@ async def first_attempt_until_claimed(
     message_id = normalized_message_id(envelope.message_id)
     assert message_id is not None
     claims = DuplicateClaims(redis, ttl_s=3600)
-    assert await claims.claim(claim_key(message_id, ANN), envelope.queue_id) == envelope.queue_id
+    key = claim_key(copy_digest(message_id, envelope.sender, BODY, envelope.prepended), ANN)
+    assert await claims.claim(key, envelope.queue_id) == envelope.queue_id
     if half:
         maildir = mailbox_path(mail_root, ANN)
         data = stored_message(BODY, envelope.sender, ANN)
-        name = maildir_name(
-            delivery_unique(envelope.queue_id, ANN), "crashed-host", len(data), wire_size(data)
-        )
+        name = delivery_file_name(envelope, ANN, "mx.alpha.test", data)
         mailbox_files.ensure_maildir(maildir)
-        (maildir / "tmp" / name).write_bytes(data[:10])
+        (maildir / "tmp" / mailbox_files.tmp_name(name)).write_bytes(data[:10])
 
 
 async def test_a_crash_after_the_claim_neither_loses_the_message_nor_lets_a_copy_in(
