@@ -5,8 +5,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from services.delivery.retry_queue import DEFERRED
 from services.delivery.mailbox_files import ensure_maildir
+from services.delivery.retry_queue import DEFERRED
 from shared.body_store import RedisBodyStore
 from shared.maildir import mailbox_path, maildir_name, parse_sizes, to_wire
 from shared.streams import LOCAL_DELIVERY, OUTBOUND
