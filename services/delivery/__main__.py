@@ -10,6 +10,7 @@ from shared.bus import Consumer, run_consumer
 from shared.config.delivery import DeliverySettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
+from shared.mailbox_usage import MailboxUsage
 from shared.redis_client import connect
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
 
@@ -26,6 +27,8 @@ async def main() -> None:
         async with AuthClient(settings) as auth:
             consumer = Consumer(redis, LOCAL_DELIVERY, DELIVERY_GROUP, settings)
             deliverer = Deliverer(settings, redis, auth, consumer)
+            # The reconciliation: whatever drifted is counted afresh, mailbox by mailbox, on next use.
+            await MailboxUsage(redis).forget_all()
             scheduler = asyncio.create_task(
                 RetryQueue(redis).run_scheduler(stop, settings.delivery_scheduler_poll_s)
             )

@@ -6,15 +6,23 @@ it under a new queue id. The queue-id idempotency of `handler` cannot see that; 
 is Cyrus IMAP's `duplicatesuppression` (imapd.conf, on by default): lmtpd suppresses delivery of a message
 to a mailbox when a message with the same Message-ID was already delivered to it.
 
-How: before writing the file, the delivery claims `yubin:delivery:msgid:<sha256(Message-ID)>:<recipient>`
-with SET NX, value = its queue id, with a TTL. A claim held by ANOTHER queue id means this copy is a
-duplicate: the recipient counts as delivered and nothing is written. A claim held by OUR queue id is our
-own earlier attempt (it crashed after claiming): it goes on and the queue-id logic finishes the delivery.
-So the claim never loses a message: whoever holds it is the one copy that gets stored, retried until done.
+What counts as "the same message": the same Message-ID, the same envelope sender and the same body as the
+sender sent it. The Message-ID alone is not enough: anyone who knows or guesses a Message-ID (it is in
+every reply's In-Reply-To) could send a message with it first and make the real one vanish for the TTL.
+"As the sender sent it" leaves out what our own MX put on top (`Envelope.prepended`: its Received field,
+which differs between two acceptances by queue id and time); everything below that is what the client sent,
+and a sending MTA that retries sends the same bytes again (its own Received fields were written once, when
+it accepted the message). The Return-Path delivery writes is added after this, so it plays no part.
 
-Caveat (as with Cyrus): two genuinely different messages with the same Message-ID to one mailbox within
-the TTL store only the first. Message-IDs are meant to be unique (RFC 5322 §3.6.4); a message without one
-is never suppressed.
+How: before writing the file, the delivery claims `yubin:delivery:copy:<digest>:<recipient>` with SET NX,
+value = its queue id, with a TTL; the digest is SHA-256 over Message-ID, sender and that body. A claim
+held by ANOTHER queue id means this copy is a duplicate: the recipient counts as delivered and nothing is
+written. A claim held by OUR queue id is our own earlier attempt (it crashed after claiming): it goes on and
+the queue-id logic finishes the delivery. So the claim never loses a message: whoever holds it is the one
+copy that gets stored, retried until done.
+
+Caveat (narrower than Cyrus's): the same message sent twice on purpose by the same sender (same
+Message-ID, same bytes) within the TTL is stored once. A message without a Message-ID is never suppressed.
 """
 
 import hashlib
@@ -22,7 +30,7 @@ import re
 
 from redis.asyncio import Redis
 
-CLAIM = "yubin:delivery:msgid:{}:{}"
+CLAIM = "yubin:delivery:copy:{}:{}"
 
 # KEYS[1] the claim, ARGV[1] the queue id: delete the claim only if it is still ours.
 _RELEASE = """
@@ -46,9 +54,17 @@ def normalized_message_id(value: str | None) -> str | None:
     return text or None
 
 
-def claim_key(message_id: str, recipient: str) -> str:
-    # Hashed: a Message-ID is up to 998 characters of anything; the key stays short and printable.
-    digest = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
+def copy_digest(message_id: str, sender: str, body: bytes, prepended: int) -> str:
+    """What identifies one message across copies: SHA-256 over the (normalized) Message-ID, the envelope
+    sender and the body without the `prepended` octets our own MX put on top."""
+    digest = hashlib.sha256()
+    # NUL cannot occur in an envelope field (see Envelope), so the two fields cannot run into each other.
+    digest.update(message_id.encode("utf-8", "surrogateescape") + b"\0" + sender.encode() + b"\0")
+    digest.update(memoryview(body)[prepended:])
+    return digest.hexdigest()
+
+
+def claim_key(digest: str, recipient: str) -> str:
     return CLAIM.format(digest, recipient)
 
 

@@ -30,16 +30,24 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.delivery import mailbox_files
-from services.delivery.duplicates import DuplicateClaims, claim_key, normalized_message_id
+from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
 from services.delivery.retry_queue import stage_defer
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.body_store import BODY_KEY, RedisBodyStore, holder
-from shared.bounce import stage_bounce
+from shared.bounce import delay_notice_due, stage_bounce
 from shared.bus import Consumer, Entry, stage_publish
 from shared.config.delivery import DeliverySettings
 from shared.log import log_context
-from shared.maildir import UnsafeAddress, delivery_unique, mailbox_path, maildir_name, wire_size
+from shared.mailbox_usage import MailboxUsage, stage_add
+from shared.maildir import (
+    UnsafeAddress,
+    delivery_unique,
+    mailbox_path,
+    maildir_name,
+    parse_sizes,
+    wire_size,
+)
 from shared.models import Envelope, RecipientState, RecipientStatus, TraceEvent
 from shared.streams import LOCAL_DELIVERY, TRACE, TRACE_MAXLEN
 
@@ -68,6 +76,13 @@ class Earlier:
     """The marker is set: an earlier attempt completed the file (see the module docstring)."""
     claim_holder: str | None
     """The queue id holding this Message-ID's claim for the recipient (see `duplicates`), if any."""
+
+
+def delivery_file_name(envelope: Envelope, recipient: str, hostname: str, data: bytes) -> str:
+    """The file name of `envelope`'s message for `recipient`: the same on every attempt (its time is the
+    acceptance time), so a retry finds an earlier attempt's file with a `stat` instead of a listing."""
+    unique = delivery_unique(envelope.queue_id, recipient)
+    return maildir_name(unique, hostname, len(data), wire_size(data), when=envelope.received_at.timestamp())
 
 
 def _delivered(recipient: str, stored: Path | None, *, recovered: bool = False) -> Outcome:
@@ -119,6 +134,7 @@ class Deliverer:
         self.consumer = consumer
         self.bodies = RedisBodyStore(redis)
         self.duplicates = DuplicateClaims(redis, settings.delivery_duplicate_ttl_s)
+        self.usage = MailboxUsage(redis)
         self._local_domains: set[str] | None = None
 
     async def handle(self, entry: Entry) -> None:
@@ -127,7 +143,7 @@ class Deliverer:
             return
         with log_context(**envelope.log_fields()):
             recipients = list(dict.fromkeys(envelope.recipients))
-            body, earlier = await self._look_up(envelope, recipients, with_body=True)
+            body, marked = await self._body_and_markers(envelope, recipients)
             if body is None:
                 await self._body_missing(entry, envelope)
                 return
@@ -138,112 +154,138 @@ class Deliverer:
                 "delivering",
                 extra={"recipients": envelope.recipients, "attempt": envelope.attempts + 1},
             )
-            outcomes = [await self.deliver_one(envelope, body, r, earlier[r]) for r in recipients]
+            claims = self._claim_keys(envelope, body, recipients)
+            holders = await self._claim_holders(claims)
+            outcomes = [
+                await self.deliver_one(envelope, body, r, Earlier(marked[r], holders.get(r)))
+                for r in recipients
+            ]
             await self.finish(entry, envelope, body, outcomes)
 
-    async def _look_up(
-        self, envelope: Envelope, recipients: list[str], *, with_body: bool
-    ) -> tuple[bytes | None, dict[str, Earlier]]:
-        """The body (if asked) and each recipient's marker and claim holder, in one pipeline."""
-        claims = {r: self._claim_key(envelope, r) for r in recipients}
+    async def _body_and_markers(
+        self, envelope: Envelope, recipients: list[str]
+    ) -> tuple[bytes | None, dict[str, bool]]:
+        """The body and whether each recipient's marker is set, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            if with_body:
-                pipe.get(BODY_KEY.format(envelope.body_id))
+            pipe.get(BODY_KEY.format(envelope.body_id))
             for recipient in recipients:
                 pipe.exists(MARKER.format(envelope.queue_id, recipient))
-                if claims[recipient] is not None:
-                    pipe.get(claims[recipient])
-            replies = iter(await pipe.execute())
-        body = next(replies) if with_body else None
-        earlier = {}
-        for recipient in recipients:
-            marked = bool(next(replies))
-            claim_holder = next(replies) if claims[recipient] is not None else None
-            earlier[recipient] = Earlier(marked, claim_holder.decode() if claim_holder is not None else None)
-        return body, earlier
+            body, *markers = await pipe.execute()
+        return body, {r: bool(m) for r, m in zip(recipients, markers, strict=True)}
+
+    async def _claim_holders(self, claims: dict[str, str | None]) -> dict[str, str]:
+        """The queue id holding each recipient's claim, for the recipients that have a claim key."""
+        keyed = {r: k for r, k in claims.items() if k is not None}
+        if not keyed:
+            return {}
+        values = await self.redis.mget(list(keyed.values()))
+        return {r: v.decode() for r, v in zip(keyed, values, strict=True) if v is not None}
 
     async def deliver_one(
         self, envelope: Envelope, body: bytes, recipient: str, earlier: Earlier | None = None
     ) -> Outcome:
-        """Store for one recipient; `earlier` is what `_look_up` read for it (read here when not given)."""
+        """Store for one recipient; `earlier` is what `handle` read for it (read here when not given)."""
         try:
             maildir = mailbox_path(self.settings.mail_root, recipient)
         except UnsafeAddress:
             return _failed(recipient, "5.1.3", "mailbox address not usable as a mailbox name")
-        unique = delivery_unique(envelope.queue_id, recipient)
         marker = MARKER.format(envelope.queue_id, recipient)
-        claim = self._claim_key(envelope, recipient)
+        claim = self._claim_keys(envelope, body, [recipient])[recipient]
+        data = stored_message(body, envelope.sender, recipient)
+        name = delivery_file_name(envelope, recipient, self.settings.hostname, data)
         try:
             if earlier is None:
-                _, looked_up = await self._look_up(envelope, [recipient], with_body=False)
-                earlier = looked_up[recipient]
-            marked = earlier.marked
+                _, marked = await self._body_and_markers(envelope, [recipient])
+                holders = await self._claim_holders({recipient: claim})
+                earlier = Earlier(marked[recipient], holders.get(recipient))
             # The file check backs up the marker (which Redis could lose, e.g. restored from an older
-            # backup); it only lists names, so it stays cheap in a mailbox of thousands.
-            state = await asyncio.to_thread(mailbox_files.earlier_copies, maildir, unique)
+            # backup). The name is the same on every attempt, so it is a stat, whatever the mailbox holds.
+            state = await asyncio.to_thread(mailbox_files.earlier_copies, maildir, name)
             if state.stored:
                 log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
                 return _delivered(recipient, maildir / state.stored, recovered=True)
-            if marked and state.in_tmp:
-                name = state.in_tmp[-1]
-                await asyncio.to_thread(mailbox_files.move_to_new, maildir, name)
-                log.info("finished an interrupted delivery", extra={"recipient": recipient, "file": name})
-                return _delivered(recipient, maildir / "new" / name, recovered=True)
-            if marked:
+            if earlier.marked and not state.in_tmp:
                 log.info(
                     "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
                 )
                 return _delivered(recipient, None, recovered=True)
-            # Before asking about the user and the quota: a duplicate must not be deferred or bounced.
-            if earlier.claim_holder is not None and earlier.claim_holder != envelope.queue_id:
-                return self._suppressed(recipient, earlier.claim_holder)
-
-            try:
-                info = await self.auth.recipient(recipient)
-            except AuthUnavailable as exc:
-                return _deferred(recipient, "4.4.3", f"user directory unavailable: {exc}")
-            if not info.deliverable:
-                return _failed(recipient, "5.1.1", "mailbox unavailable: no such user")
-            data = stored_message(body, envelope.sender, recipient)
-            if info.quota_bytes is not None:
-                used = await asyncio.to_thread(mailbox_files.usage, maildir)
-                if used + len(data) > info.quota_bytes:
-                    return _deferred(
-                        recipient,
-                        "4.2.2",
-                        f"mailbox full: {used} of {info.quota_bytes} bytes used, message is {len(data)}",
-                    )
-
-            name = maildir_name(unique, self.settings.hostname, len(data), wire_size(data))
-            if claim is not None:
-                # Claimed before the first byte is written: a crash from here on leaves the claim with our
-                # queue id, and the redelivery of our entry (which recognizes itself) stores the message.
-                holder = await self.duplicates.claim(claim, envelope.queue_id)
-                if holder != envelope.queue_id:
-                    return self._suppressed(recipient, holder)
-            try:  # (creates the Maildir if this is its first message)
-                await asyncio.to_thread(mailbox_files.write_tmp, maildir, name, data, stale=state.in_tmp)
-            except OSError:
+            if not earlier.marked:
+                refused = await self._admission(envelope, recipient, maildir, earlier, len(data))
+                if refused is not None:
+                    return refused
                 if claim is not None:
+                    # Claimed before the first byte is written: a crash from here on leaves the claim with
+                    # our queue id, and the redelivery of our entry (which recognizes itself) stores it.
+                    holder = await self.duplicates.claim(claim, envelope.queue_id)
+                    if holder != envelope.queue_id:
+                        return self._suppressed(recipient, holder)
+            # Marked with a file left in tmp/: the crash came between marker and rename. The file is
+            # written afresh (the body is at hand) rather than trusting which leftover is complete.
+            tmp = mailbox_files.tmp_name(name)
+            try:  # (creates the Maildir if this is its first message)
+                await asyncio.to_thread(mailbox_files.write_tmp, maildir, tmp, data, stale=state.in_tmp)
+            except OSError:
+                if claim is not None and not earlier.marked:
                     # We are deferring: let another copy be stored meanwhile rather than be suppressed
                     # in favour of one that may never make it. (Before the marker, so no copy is complete.)
                     await self.duplicates.release(claim, envelope.queue_id)
                 raise
-            await self.redis.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
-            await asyncio.to_thread(mailbox_files.move_to_new, maildir, name)
+            if not earlier.marked:
+                await self.redis.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
+            await asyncio.to_thread(mailbox_files.move_to_new, maildir, tmp, name)
         except OSError as exc:
             # Disk full, permissions, I/O error: the operator can fix these, so retry rather than bounce.
             log.exception("mailbox write failed", extra={"recipient": recipient})
             return _deferred(recipient, "4.3.0", f"mailbox write failed: {exc.strerror or exc}")
+        if earlier.marked:
+            log.info("finished an interrupted delivery", extra={"recipient": recipient, "file": name})
+            return _delivered(recipient, maildir / "new" / name, recovered=True)
         log.info("stored", extra={"recipient": recipient, "file": name, "size": len(data)})
         return _delivered(recipient, maildir / "new" / name)
 
-    def _claim_key(self, envelope: Envelope, recipient: str) -> str | None:
-        """The duplicate-suppression key for this recipient, None when off or without a Message-ID."""
+    async def _admission(
+        self, envelope: Envelope, recipient: str, maildir: Path, earlier: Earlier, size: int
+    ) -> Outcome | None:
+        """Why this new copy is not stored now (a duplicate, no such user, the quota), or None to store it."""
+        # Before asking about the user and the quota: a duplicate must not be deferred or bounced.
+        if earlier.claim_holder is not None and earlier.claim_holder != envelope.queue_id:
+            return self._suppressed(recipient, earlier.claim_holder)
+        try:
+            info = await self.auth.recipient(recipient)
+        except AuthUnavailable as exc:
+            return _deferred(recipient, "4.4.3", f"user directory unavailable: {exc}")
+        if not info.deliverable:
+            return _failed(recipient, "5.1.1", "mailbox unavailable: no such user")
+        if info.quota_bytes is None:
+            return None
+        if size > info.quota_bytes:
+            # No amount of deleting makes room for it: waiting days for nothing helps no one.
+            return _failed(
+                recipient,
+                "5.2.2",
+                f"mailbox full: message is {size} bytes, larger than the mailbox quota of "
+                f"{info.quota_bytes} bytes",
+            )
+        used = await self.usage.get(recipient)
+        if used is None:
+            used = await self.usage.remember(
+                recipient, await asyncio.to_thread(mailbox_files.count_usage, maildir)
+            )
+        if used + size > info.quota_bytes:
+            return _deferred(
+                recipient,
+                "4.2.2",
+                f"mailbox full: {used} of {info.quota_bytes} bytes used, message is {size}",
+            )
+        return None
+
+    def _claim_keys(self, envelope: Envelope, body: bytes, recipients: list[str]) -> dict[str, str | None]:
+        """Each recipient's duplicate-suppression key; None when off or the message has no Message-ID."""
         message_id = normalized_message_id(envelope.message_id)
         if not self.settings.delivery_suppress_duplicates or message_id is None:
-            return None
-        return claim_key(message_id, recipient)
+            return dict.fromkeys(recipients)
+        digest = copy_digest(message_id, envelope.sender, body, envelope.prepended)
+        return {r: claim_key(digest, r) for r in recipients}
 
     def _suppressed(self, recipient: str, original_queue_id: str) -> Outcome:
         log.info(
@@ -261,7 +303,11 @@ class Deliverer:
         if deferred and now >= expires_at:
             failed += [_expired(s, self.settings.delivery_lifetime_s) for s in deferred]
             deferred = []
-        local_domains = await self._domains() if failed and not envelope.is_bounce else set()
+        notify_delay = bool(deferred) and delay_notice_due(
+            envelope, now, self.settings.delivery_delay_warning_s
+        )
+        notify = bool(failed) or notify_delay
+        local_domains = await self._domains() if notify and not envelope.is_bounce else set()
 
         async with self.redis.pipeline(transaction=True) as pipe:
             for outcome in outcomes:
@@ -277,6 +323,10 @@ class Deliverer:
                             "recovered": outcome.recovered,
                         },
                     )
+                    size, _wire = parse_sizes(outcome.stored.name)
+                    # Counted here, with the acknowledgement: a crash before it redelivers the entry, which
+                    # finds the file and counts it then.
+                    stage_add(pipe, outcome.status.recipient, size or 0)
                 if outcome.duplicate_of is not None:
                     self._stage_trace(
                         pipe,
@@ -287,6 +337,12 @@ class Deliverer:
                             "queue_id": envelope.queue_id,
                             "original_queue_id": outcome.duplicate_of,
                         },
+                    )
+                    # Done for this recipient: a redelivery (or one that finds the body gone) knows it.
+                    pipe.set(
+                        MARKER.format(envelope.queue_id, outcome.status.recipient),
+                        b"1",
+                        ex=self.settings.delivery_marker_ttl_s,
                     )
             if failed:
                 bounce = stage_bounce(
@@ -311,6 +367,9 @@ class Deliverer:
                 retry = envelope.model_copy(
                     update={"recipients": [s.recipient for s in deferred], "attempts": envelope.attempts + 1}
                 )
+                if notify_delay:
+                    retry = retry.model_copy(update={"delay_notified": True})
+                    self._stage_delay_notice(pipe, envelope, deferred, body, local_domains, expires_at)
                 stage_defer(pipe, retry, due)
                 detail = {
                     "recipients": retry.recipients,
@@ -324,6 +383,28 @@ class Deliverer:
                 self.bodies.stage_release(pipe, envelope.body_id, holder(LOCAL_DELIVERY, envelope.queue_id))
             self.consumer.stage_ack(pipe, entry)
             await pipe.execute()
+
+    def _stage_delay_notice(
+        self,
+        pipe: Pipeline,
+        envelope: Envelope,
+        deferred: list[RecipientStatus],
+        body: bytes,
+        local_domains: set[str],
+        expires_at: float,
+    ) -> None:
+        """The one "delayed" DSN (RFC 3464 Action: delayed), as the relay sends it."""
+        stage_bounce(
+            pipe,
+            envelope,
+            deferred,
+            body,
+            self.settings.hostname,
+            local_domains=local_domains,
+            delayed=True,
+            will_retry_until=datetime.fromtimestamp(expires_at, UTC),
+            service="delivery",
+        )
 
     def _retry_delay(self, attempts_before: int) -> float:
         delays = self.settings.delivery_retry_delays_s
@@ -358,8 +439,5 @@ class Deliverer:
         await self.consumer.dead_letter(entry, f"body {envelope.body_id} missing")
 
     async def _finished(self, envelope: Envelope, recipient: str) -> bool:
-        if await self.redis.exists(MARKER.format(envelope.queue_id, recipient)):
-            return True
-        claim = self._claim_key(envelope, recipient)
-        holder = await self.duplicates.holder(claim) if claim is not None else None
-        return holder is not None and holder != envelope.queue_id
+        # Without the body the claim key (a digest of it) is unknown: only the marker can tell.
+        return bool(await self.redis.exists(MARKER.format(envelope.queue_id, recipient)))

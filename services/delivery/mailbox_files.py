@@ -9,6 +9,7 @@ All functions here block (disk I/O, fsync); the handler runs them in a worker th
 
 import mailbox
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,15 +17,13 @@ from shared.maildir import SUBDIRS, fsync_dir, parse_sizes, unique_of
 
 
 @dataclass(frozen=True)
-class MailboxState:
-    """What a Maildir holds, as far as one delivery cares."""
+class EarlierCopies:
+    """What an earlier attempt at one delivery left in the Maildir."""
 
-    usage: int = 0
-    """Bytes in `new/` and `cur/` (the S= sizes): what counts against the quota."""
     stored: str | None = None
-    """`new/<name>` or `cur/<name>`: the file this delivery (its unique part) already put there, if any."""
+    """`new/<name>` or `cur/<name>:2,`: the delivery's file, already where readers see it."""
     in_tmp: list[str] = field(default_factory=list)
-    """Files in `tmp/` with this delivery's unique part: left by an attempt that crashed."""
+    """Files in `tmp/` with this delivery's unique part: left by an attempt that crashed before its rename."""
 
 
 def ensure_maildir(path: Path) -> None:
@@ -70,8 +69,10 @@ def _size(directory: Path, name: str) -> int:
         return 0
 
 
-def usage(path: Path) -> int:
-    """Bytes in `new/` and `cur/` (the S= sizes): what counts against the quota. A missing Maildir is empty."""
+def count_usage(path: Path) -> int:
+    """Bytes in `new/` and `cur/` (the S= sizes), counted from a listing: what counts against the quota.
+    A missing Maildir is empty. This grows with the mailbox: it runs only when Redis does not know the
+    usage yet (see `shared.mailbox_usage`), not for every delivery."""
     total = 0
     for sub in ("new", "cur"):
         directory = path / sub
@@ -79,27 +80,32 @@ def usage(path: Path) -> int:
     return total
 
 
-def earlier_copies(path: Path, unique: str) -> MailboxState:
-    """Any copy of the delivery named by `unique` (`usage` is not computed: see `inspect`)."""
+def earlier_copies(path: Path, name: str) -> EarlierCopies:
+    """Any copy of the delivery whose file is `name` (the same on every attempt: see `delivery_file_name`).
+
+    `new/` and `cur/` are not listed: two `stat`s answer, whatever the mailbox holds. `cur/<name>:2,` is
+    where POP3 moves a retrieved file (the only reader). Only `tmp/` is listed, which holds nothing but
+    deliveries under way or interrupted, however large the mailbox."""
     stored: str | None = None
     # new/ before cur/: POP3 only moves files from new/ to cur/, so a file moved while we look is still
     # seen in one of them.
-    for sub in ("new", "cur"):
-        found = [n for n in _with_unique(_names(path / sub), unique) if not n.startswith(".")]
-        if found:
-            stored = f"{sub}/{found[-1]}"
-    return MailboxState(stored=stored, in_tmp=_with_unique(_names(path / "tmp"), unique))
+    for candidate in (f"new/{name}", f"cur/{name}:2,"):
+        if os.path.lexists(path / candidate):
+            stored = candidate
+            break
+    return EarlierCopies(stored=stored, in_tmp=_with_unique(_names(path / "tmp"), unique_of(name)))
 
 
-def inspect(path: Path, unique: str) -> MailboxState:
-    """Quota usage and any earlier copy of the delivery named by `unique`. A missing Maildir is empty."""
-    state = earlier_copies(path, unique)
-    return MailboxState(usage=usage(path), stored=state.stored, in_tmp=state.in_tmp)
+def tmp_name(name: str) -> str:
+    """The name in `tmp/` of one attempt at writing `name`. Each attempt has its own, so two attempts at one
+    delivery that overlap (a slow one whose entry was reclaimed) never rename each other's half-written file:
+    the loser's rename fails and it defers, which the redelivery then recognizes as done."""
+    return f"{name}.{secrets.token_hex(6)}"
 
 
 def write_tmp(path: Path, name: str, data: bytes, *, stale: list[str]) -> None:
     """Write `data` to `tmp/<name>` and fsync it, creating the Maildir first if needed (one trip to the
-    worker thread for both). `stale` are half-written files of a crashed attempt."""
+    worker thread for both). `stale` are files an interrupted attempt left in `tmp/`."""
     ensure_maildir(path)
     tmp = path / "tmp"
     for old in stale:
@@ -115,7 +121,7 @@ def write_tmp(path: Path, name: str, data: bytes, *, stale: list[str]) -> None:
         os.close(fd)
 
 
-def move_to_new(path: Path, name: str) -> None:
-    """Rename `tmp/<name>` into `new/` and fsync `new/`: from here on the message is delivered."""
-    os.rename(path / "tmp" / name, path / "new" / name)
+def move_to_new(path: Path, tmp: str, name: str) -> None:
+    """Rename `tmp/<tmp>` to `new/<name>` and fsync `new/`: from here on the message is delivered."""
+    os.rename(path / "tmp" / tmp, path / "new" / name)
     fsync_dir(path / "new")

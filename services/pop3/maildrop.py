@@ -78,6 +78,12 @@ def wire_size_of_file(path: Path) -> int:
     return size if last == b"\n" else size + 2
 
 
+def _disk_size(path: Path) -> int:
+    """The size the quota counted for a file: its S= size, or the file's own for names without one."""
+    size, _wire = parse_sizes(path.name)
+    return size if size is not None else path.stat().st_size
+
+
 def _scan(directory: Path) -> list[MaildropMessage]:
     found: list[tuple[int, str, Path, int]] = []
     for sub in ("new", "cur"):
@@ -108,6 +114,8 @@ class Maildrop:
     def __init__(self, directory: Path, messages: list[MaildropMessage]) -> None:
         self.directory = directory
         self.messages = messages
+        self.removed_octets = 0
+        """Bytes on disk that `commit` removed: what the mailbox's quota usage goes down by."""
 
     @classmethod
     async def open(cls, directory: Path) -> "Maildrop":
@@ -147,7 +155,9 @@ class Maildrop:
         for message in self.messages:
             if message.deleted:
                 try:
+                    octets = _disk_size(message.path)
                     message.path.unlink()
+                    self.removed_octets += octets
                     removed += 1
                     touched.add(message.path.parent)
                 except FileNotFoundError:

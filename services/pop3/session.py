@@ -44,6 +44,7 @@ from services.pop3.wire import (
 )
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.config.pop3 import Pop3Settings
+from shared.mailbox_usage import MailboxUsage
 from shared.maildir import UnsafeAddress, mailbox_path
 
 log = logging.getLogger(__name__)
@@ -509,6 +510,7 @@ class Pop3Session:
             await self.reply(R.ERR_LOCK_LOST)
             return
         removed, failed = await self.maildrop.commit()
+        await self._release_quota(self.maildrop.removed_octets)
         # Released before the answer: a client that reconnects right after +OK must not find it in use.
         await self.lock.release()
         log.info(
@@ -525,6 +527,17 @@ class Pop3Session:
             await self.reply(R.ERR_UPDATE_FAILED)
         else:
             await self.reply(f"{R.BYE} ({removed} messages deleted)")
+
+    async def _release_quota(self, octets: int) -> None:
+        """Lower the mailbox's quota usage kept for delivery by what UPDATE removed (see
+        `shared.mailbox_usage`). If Redis is unreachable the usage stays too high until the delivery
+        service next starts and counts afresh: a later deferral, never a lost message."""
+        if not octets or self.address is None:
+            return
+        try:
+            await MailboxUsage(self.env.redis).add(self.address, -octets)
+        except RedisError as exc:
+            log.warning("could not update mailbox usage", extra={"user": self.address, "error": str(exc)})
 
 
 _AUTH = frozenset({State.AUTHORIZATION})

@@ -25,7 +25,7 @@ from services.relay.local_domains import LocalDomains
 from services.relay.retry import RetryQueue, backoff_delay
 from services.relay.sent_record import SentRecord
 from shared.body_store import BODY_KEY, RedisBodyStore, holder
-from shared.bounce import stage_bounce
+from shared.bounce import delay_notice_due, stage_bounce
 from shared.bus import Consumer, Entry, stage_publish
 from shared.config.relay import RelaySettings
 from shared.log import log_context
@@ -236,13 +236,7 @@ class RelayHandler:
         )
 
     def _delay_notice_due(self, envelope: Envelope, now: float) -> bool:
-        warn_after = self.settings.relay_delay_warning_s
-        return (
-            warn_after > 0
-            and not envelope.delay_notified
-            and not envelope.is_bounce
-            and now - envelope.received_at.timestamp() >= warn_after
-        )
+        return delay_notice_due(envelope, now, self.settings.relay_delay_warning_s)
 
     def _backoff(self, attempts: int) -> float:
         return backoff_delay(

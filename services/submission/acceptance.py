@@ -80,6 +80,7 @@ async def accept_message(
             message_id=message_id,
             hop_count=hops + 1,  # counting the Received field we just added
             body_id="pending",  # filled in by enqueue
+            prepended=len(added),
         )
         for stream, recipients in by_stream.items()
     }

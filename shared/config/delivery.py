@@ -27,6 +27,12 @@ class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
         description="Waits before the 1st, 2nd, ... retry of a deferred recipient (seconds, JSON list); "
         "the last one repeats until the lifetime ends.",
     )
+    delivery_delay_warning_s: float = Field(
+        4 * 3600.0,
+        ge=0,
+        description="After this long not stored (over quota, auth service down, disk error), the sender "
+        "gets one 'delayed' DSN, as from the relay (0 turns it off).",
+    )
     delivery_scheduler_poll_s: float = Field(
         5.0,
         gt=0,

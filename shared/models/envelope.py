@@ -41,6 +41,13 @@ class Envelope(BaseModel):
     hop_count: int = Field(0, ge=0, description="Received headers counted at acceptance (loop detection).")
     body_id: str
     size: int = Field(0, ge=0, description="Body size in octets.")
+    prepended: int = Field(
+        0,
+        ge=0,
+        description="Octets of header fields our MX or submission service put on top of the body (Received; "
+        "Date and Message-ID when missing). The rest is the message as the client sent it, which is the "
+        "same in every copy a sender sends (see services/delivery/duplicates.py).",
+    )
     delay_notified: bool = Field(False, description="Whether the sender already got a 'delayed' DSN.")
 
     @field_validator("sender", "recipients", "auth_user", "helo", "message_id", mode="after")

@@ -5,9 +5,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from services.delivery.mailbox_files import ensure_maildir
 from services.delivery.retry_queue import DEFERRED
 from shared.body_store import RedisBodyStore
-from shared.maildir import parse_sizes, to_wire
+from shared.maildir import mailbox_path, maildir_name, parse_sizes, to_wire
 from shared.streams import LOCAL_DELIVERY, OUTBOUND
 from tests.integration.delivery.mailboxes import (
     body_exists,
@@ -110,10 +111,19 @@ async def test_deleted_and_disabled_recipients_bounce_to_the_sender(
     await wait_until(lambda: body_released(redis, remote), "second body released")
 
 
+def fill_mailbox(mail_root: Path, address: str, octets: int) -> None:
+    """Put a message of `octets` into the address's `cur/`, as if delivered and retrieved long ago."""
+    maildir = mailbox_path(mail_root, address)
+    ensure_maildir(maildir)
+    name = maildir_name("Yold", "mx.alpha.test", octets, octets, when=1) + ":2,"
+    (maildir / "cur" / name).write_bytes(b"x" * octets)
+
+
 async def test_over_quota_waits_and_is_delivered_once_the_quota_is_raised(
     start_delivery, site, redis: Redis, mail_root: Path
 ) -> None:
-    site.patch_user("ann@alpha.test", quota_bytes=100)
+    site.patch_user("ann@alpha.test", quota_bytes=1000)
+    fill_mailbox(mail_root, "ann@alpha.test", 900)  # the message fits the quota, not what is left of it
     start_delivery()
     envelope = await send(
         redis, BODY + b"x" * 200 + b"\r\n", "carol@beta.test", ["ann@alpha.test", "bob@alpha.test"]
@@ -128,6 +138,7 @@ async def test_over_quota_waits_and_is_delivered_once_the_quota_is_raised(
     assert files(mail_root, "ann@alpha.test") == []
     assert len(files(mail_root, "bob@alpha.test")) == 1
     assert await body_exists(redis, envelope)  # still needed for ann
+    assert await stream_envelopes(redis, OUTBOUND) == []  # no DSN: the delay warning is hours away
 
     site.patch_user("ann@alpha.test", quota_bytes=10_000)
 
@@ -145,8 +156,9 @@ async def test_over_quota_waits_and_is_delivered_once_the_quota_is_raised(
 async def test_over_quota_bounces_when_the_lifetime_ends(
     start_delivery, site, redis: Redis, mail_root: Path
 ) -> None:
-    site.patch_user("ann@alpha.test", quota_bytes=10)
-    start_delivery(YUBIN_DELIVERY_LIFETIME_S="1.5")
+    site.patch_user("ann@alpha.test", quota_bytes=1000)
+    fill_mailbox(mail_root, "ann@alpha.test", 900)
+    start_delivery(YUBIN_DELIVERY_LIFETIME_S="1.5", YUBIN_DELIVERY_DELAY_WARNING_S="0")
     envelope = await send(redis, BODY, "carol@beta.test", ["ann@alpha.test"])
 
     async def bounced() -> bool:

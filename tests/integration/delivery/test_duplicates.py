@@ -4,19 +4,22 @@ The copies are what a sending relay produces when it dies between our 250 and it
 message, the same Message-ID, accepted by our MX once more under a new queue id.
 """
 
+import smtplib
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from services.delivery import mailbox_files
-from services.delivery.duplicates import DuplicateClaims, claim_key, normalized_message_id
+from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
+from services.delivery.handler import delivery_file_name
 from services.delivery.stored_message import stored_message
 from shared.bus import Consumer
 from shared.config import BusSettings
-from shared.maildir import delivery_unique, mailbox_path, maildir_name, unique_of, wire_size
+from shared.maildir import delivery_unique, mailbox_path, unique_of
 from shared.models import Envelope
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
 from tests.integration.delivery.mailboxes import body_released, files, pending, send, trace_events, wait_until
+from tests.integration.submission.site import base_env, start_reception
 
 BODY = b"From: carol@beta.test\r\nSubject: twice\r\nMessage-ID: <twice@beta.test>\r\n\r\nsent twice\r\n"
 ANN = "ann@alpha.test"
@@ -122,15 +125,14 @@ async def first_attempt_until_claimed(
     message_id = normalized_message_id(envelope.message_id)
     assert message_id is not None
     claims = DuplicateClaims(redis, ttl_s=3600)
-    assert await claims.claim(claim_key(message_id, ANN), envelope.queue_id) == envelope.queue_id
+    key = claim_key(copy_digest(message_id, envelope.sender, BODY, envelope.prepended), ANN)
+    assert await claims.claim(key, envelope.queue_id) == envelope.queue_id
     if half:
         maildir = mailbox_path(mail_root, ANN)
         data = stored_message(BODY, envelope.sender, ANN)
-        name = maildir_name(
-            delivery_unique(envelope.queue_id, ANN), "crashed-host", len(data), wire_size(data)
-        )
+        name = delivery_file_name(envelope, ANN, "mx.alpha.test", data)
         mailbox_files.ensure_maildir(maildir)
-        (maildir / "tmp" / name).write_bytes(data[:10])
+        (maildir / "tmp" / mailbox_files.tmp_name(name)).write_bytes(data[:10])
 
 
 async def test_a_crash_after_the_claim_neither_loses_the_message_nor_lets_a_copy_in(
@@ -156,3 +158,55 @@ async def test_a_crash_after_the_claim_neither_loses_the_message_nor_lets_a_copy
     [suppressed] = await trace_events(redis, "duplicate-suppressed")
     assert suppressed.detail["queue_id"] == copy.queue_id
     assert suppressed.detail["original_queue_id"] == half_written.queue_id
+
+
+async def test_a_message_id_used_first_by_someone_else_does_not_make_the_real_message_vanish(
+    start_delivery, redis: Redis, mail_root: Path
+) -> None:
+    start_delivery()
+    # Mallory knows (or guesses) the Message-ID of a message carol is about to send ann.
+    forged_body = BODY.replace(b"sent twice", b"nothing to see")
+    forged = await send(redis, forged_body, "mallory@beta.test", [ANN], message_id="<twice@beta.test>")
+    same_body_other_sender = await send(
+        redis, BODY, "mallory@beta.test", [ANN], message_id="<twice@beta.test>"
+    )
+    await all_released(redis, [forged, same_body_other_sender])
+    real = await send(redis, BODY, "carol@beta.test", [ANN], message_id="<twice@beta.test>")
+    await all_released(redis, [real])
+
+    everything = [forged, same_body_other_sender, real]
+    assert stored_queue_ids(mail_root, ANN, everything) == sorted(e.queue_id for e in everything)
+    assert await trace_events(redis, "duplicate-suppressed") == []
+
+
+async def test_a_real_redelivery_over_smtp_is_still_suppressed(
+    site, start_delivery, service_factory, redis: Redis, mail_root: Path
+) -> None:
+    """The sending MTA sends the same message twice; our MX accepts each under a new queue id with its own
+    Received field on top. What the sender sent is the same, so the second copy is suppressed."""
+    mx = start_reception(service_factory, "mx", base_env(site, site.redis_url, None))
+    start_delivery()
+    message = b"Received: from client (sender's own, written once)\r\n" + BODY
+    queue_ids = []
+    for _ in range(2):
+        with smtplib.SMTP(mx.host, mx.port, timeout=20) as smtp:
+            smtp.ehlo("mx.beta.test")
+            smtp.mail("carol@beta.test")
+            smtp.rcpt(ANN)
+            code, reply = smtp.data(message)
+            assert code == 250, reply
+            queue_ids.append(reply.decode().rsplit(" ", 1)[-1])
+
+    async def both_finished() -> bool:
+        return (
+            len(await trace_events(redis, "stored")) + len(await trace_events(redis, "duplicate-suppressed"))
+            == 2
+        )
+
+    await wait_until(both_finished, "both copies handled")
+    [name] = files(mail_root, ANN)
+    [suppressed] = await trace_events(redis, "duplicate-suppressed")
+    # (Whichever copy the delivery took up first is the one stored.)
+    stored_id = suppressed.detail["original_queue_id"]
+    assert sorted([suppressed.queue_id, stored_id]) == sorted(queue_ids)
+    assert unique_of(name) == delivery_unique(stored_id, ANN)

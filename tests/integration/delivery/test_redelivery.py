@@ -10,13 +10,13 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.delivery import mailbox_files
-from services.delivery.handler import MARKER, Deliverer
+from services.delivery.handler import MARKER, Deliverer, delivery_file_name
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient
 from shared.bus import Consumer
 from shared.config import BusSettings
 from shared.config.delivery import DeliverySettings
-from shared.maildir import delivery_unique, mailbox_path, maildir_name, unique_of, wire_size
+from shared.maildir import delivery_unique, mailbox_path, unique_of
 from shared.models import Envelope
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
 from tests.integration.delivery.mailboxes import (
@@ -73,18 +73,18 @@ async def first_attempt_until(crash: str, redis: Redis, mail_root: Path, envelop
     recipient = "ann@alpha.test"
     maildir = mailbox_path(mail_root, recipient)
     data = stored_message(BODY, envelope.sender, recipient)
-    unique = delivery_unique(envelope.queue_id, recipient)
-    name = maildir_name(unique, "crashed-host", len(data), wire_size(data))
+    name = delivery_file_name(envelope, recipient, "mx.alpha.test", data)
+    tmp = mailbox_files.tmp_name(name)
     mailbox_files.ensure_maildir(maildir)
     if crash == "mid-write":  # half a file in tmp/, no marker yet
-        (maildir / "tmp" / name).write_bytes(data[:10])
+        (maildir / "tmp" / tmp).write_bytes(data[:10])
         return
-    mailbox_files.write_tmp(maildir, name, data, stale=[])
+    mailbox_files.write_tmp(maildir, tmp, data, stale=[])
     if crash != "marker-lost":  # marker-lost: Redis lost it (e.g. restored from an older backup)
         await redis.set(MARKER.format(envelope.queue_id, recipient), b"1")
     if crash == "before-rename":
         return
-    mailbox_files.move_to_new(maildir, name)
+    mailbox_files.move_to_new(maildir, tmp, name)
     if crash == "after-rename-then-pop3-deleted":
         (maildir / "new" / name).unlink()
 

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from services.delivery.duplicates import claim_key, normalized_message_id
+from services.delivery.duplicates import claim_key, copy_digest, normalized_message_id
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,20 @@ def test_without_brackets_the_whole_value_counts() -> None:
     assert normalized_message_id("bare@example.test") == "bare@example.test"
 
 
-def test_the_key_hashes_the_message_id_and_names_the_recipient() -> None:
-    digest = hashlib.sha256(b"a.b@example.test").hexdigest()
-    assert claim_key("a.b@example.test", "ann@alpha.test") == f"yubin:delivery:msgid:{digest}:ann@alpha.test"
+def test_the_key_is_bound_to_message_id_sender_and_body_as_sent() -> None:
+    body = b"Received: from us\r\n\tby mx id 1;\r\nSubject: hi\r\n\r\nhello\r\n"
+    prepended = body.index(b"Subject")
+    digest = copy_digest("a.b@example.test", "carol@beta.test", body, prepended)
+    expected = hashlib.sha256(b"a.b@example.test\0carol@beta.test\0Subject: hi\r\n\r\nhello\r\n").hexdigest()
+    assert digest == expected
+    assert claim_key(digest, "ann@alpha.test") == f"yubin:delivery:copy:{digest}:ann@alpha.test"
+    # Another acceptance of the same message: only our own Received field differs.
+    again = b"Received: from us\r\n\tby mx id 2222;\r\n" + body[prepended:]
+    assert (
+        copy_digest("a.b@example.test", "carol@beta.test", again, len(again) - len(body[prepended:]))
+        == digest
+    )
+    # Anything the sender controls makes another message.
+    assert copy_digest("a.b@example.test", "mallory@beta.test", body, prepended) != digest
+    assert copy_digest("a.b@example.test", "carol@beta.test", body + b"x", prepended) != digest
+    assert copy_digest("a.b@example.test", "carol@beta.test", body, 0) != digest
