@@ -66,7 +66,7 @@ async def test_restarts_during_an_outage_do_not_use_up_the_deliveries(redis_url:
         for generation in range(3 * FAST.bus_max_deliveries):
             tried = asyncio.Event()
 
-            async def outage(entry: Entry) -> None:
+            async def outage(entry: Entry, tried: asyncio.Event = tried) -> None:
                 tried.set()
                 raise ConnectionRefusedError("auth service down")
 
