@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint lab bench test-compose clean
+.PHONY: install test lint lab bench soak test-compose clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ lab: $(STAMP)
 # Throughput and latency of the lab (and of the reference Postfix lab when it is up). BENCH_ARGS e.g. -n 500.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Do the queues give back what they took? N messages through a lab on free ports, then Redis memory, stream
+# lengths and the AOF are compared with their start (docs/benchmark.md). SOAK_ARGS e.g. -n 5000.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
