@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint lab bench bench-reference test-compose clean
+.PHONY: install test lint lab bench bench-reference soak chaos test-compose clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,8 @@ bench: $(STAMP)
 REFLAB ?= up
 bench-reference: $(STAMP)
 	$(BIN)/python -m bench.reference_lab $(REFLAB)
+
+# Do the queues give back what they took? N messages through a lab on free ports, then Redis memory, stream
+# lengths and the AOF are compared with their start (docs/benchmark.md). SOAK_ARGS e.g. -n 5000.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)

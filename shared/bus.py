@@ -8,9 +8,15 @@ Contract (at-least-once):
   acknowledgement atomic stages both in one MULTI with `Consumer.stage_ack`.
 - If a consumer dies (kill -9) its pending entries are reclaimed with XAUTOCLAIM by another consumer once
   they have been idle for `bus_claim_idle_ms`. A live consumer heartbeats its in-flight entries (XCLAIM
-  JUSTID), so a slow delivery is never taken away from a consumer that is still working on it.
-- An entry delivered more than `bus_max_deliveries` times is a poison entry: it goes to the dead-letter
-  stream with the reason and is acknowledged.
+  JUSTID), so a slow delivery is never taken away from a consumer that is still working on it. The
+  XAUTOCLAIM cursor is followed from call to call, so an orphan behind many live entries is reached too.
+- A handler failure caused by an outage (`shared.outages`: Redis, the auth service, DNS, sockets, the
+  disk) is retried by the same consumer with backoff for as long as the outage lasts, and does not count
+  as a delivery. Any other failure leaves the entry pending for a retry after `bus_claim_idle_ms`; an
+  entry delivered more than `bus_max_deliveries` times is a poison entry: it goes to the dead-letter
+  stream with the reason (and the last error) and is acknowledged.
+- The acknowledgement deletes the entry once every consumer group is done with it, and consumers trim
+  what is left now and then (`shared.stream_cleanup`): a queue stream holds only the work not yet done.
 
 So every handler may see the same entry more than once and must be idempotent: derive names of what it
 writes from the entry's content (queue id, recipient), check before doing external work it cannot undo,
@@ -33,6 +39,8 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from shared.config import BusSettings
+from shared.outages import describe, is_outage
+from shared.stream_cleanup import FAILURES_KEY, ack_and_delete, stage_ack_and_delete, trim
 from shared.streams import DEAD_LETTER
 
 log = logging.getLogger(__name__)
@@ -103,6 +111,7 @@ class Consumer:
         self.settings = settings
         self.dead_letter_stream = dead_letter_stream
         self._staged_acks: set[str] = set()
+        self._claim_cursor = "0-0"
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) if missing; safe to call from every replica at every start."""
@@ -126,15 +135,21 @@ class Consumer:
         return entries
 
     async def reclaim(self, count: int) -> list[Entry]:
-        """Take over entries left pending by a dead consumer; dead-letter those delivered too often."""
+        """Take over entries left pending by a dead consumer; dead-letter those delivered too often.
+
+        One call scans a slice of the pending list (XAUTOCLAIM looks at up to 10 x `count` entries); the
+        next call goes on where this one stopped, wrapping round at the end, so entries orphaned behind
+        many entries that live consumers still work on are reached too."""
         reply = await self.redis.xautoclaim(
             self.stream,
             self.group,
             self.name,
             min_idle_time=self.settings.bus_claim_idle_ms,
-            start_id="0-0",
+            start_id=self._claim_cursor,
             count=count,
         )
+        cursor = reply[0]
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         claimed = reply[1]
         entries: list[Entry] = []
         for entry_id, fields in claimed:
@@ -147,14 +162,19 @@ class Consumer:
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
             entry = _entry(self.stream, entry_id, fields, deliveries)
             if deliveries > self.settings.bus_max_deliveries:
-                await self.dead_letter(entry, f"delivered {deliveries} times without being acknowledged")
+                last_error = await self.redis.hget(FAILURES_KEY.format(self.stream), entry.id)
+                reason = f"delivered {deliveries} times without being acknowledged"
+                if last_error:
+                    reason += f"; last error: {last_error.decode(errors='replace')}"
+                await self.dead_letter(entry, reason)
                 self._staged_acks.discard(entry.id)  # acknowledged right there, not by run_consumer
                 continue
             entries.append(entry)
         return entries
 
     def stage_ack(self, pipe: Pipeline, entry: Entry) -> None:
-        pipe.xack(self.stream, self.group, entry.id)
+        """Acknowledge (and delete, see `shared.stream_cleanup`) in the caller's transaction."""
+        stage_ack_and_delete(pipe, self.stream, self.group, entry.id)
         # Remembered so run_consumer does not send a second XACK once the handler returns: if the
         # transaction failed, the handler raised and run_consumer does not ack anyway.
         self._staged_acks.add(entry.id)
@@ -167,7 +187,28 @@ class Consumer:
         return True
 
     async def ack(self, entry: Entry) -> None:
-        await self.redis.xack(self.stream, self.group, entry.id)
+        await ack_and_delete(self.redis, self.stream, self.group, entry.id)
+
+    async def trim(self) -> int:
+        """Delete the entries every consumer group is done with (see `shared.stream_cleanup`)."""
+        return await trim(self.redis, self.stream)
+
+    async def record_failure(self, entry: Entry, error: str) -> None:
+        """Remember why the handler failed, for the dead-letter reason should it keep failing."""
+        await self.redis.hset(FAILURES_KEY.format(self.stream), entry.id, error[:1000])
+
+    async def forgive_delivery(self, entry: Entry) -> None:
+        """Take back the delivery count of an attempt that an outage spoiled (XCLAIM RETRYCOUNT)."""
+        if entry.deliveries > 1:
+            await self.redis.xclaim(
+                self.stream,
+                self.group,
+                self.name,
+                min_idle_time=0,
+                message_ids=[entry.id],
+                retrycount=entry.deliveries - 1,
+                justid=True,
+            )
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         """Move an entry to the dead-letter stream and acknowledge it, atomically."""
@@ -191,6 +232,7 @@ class Consumer:
                     "data": entry.data,
                     "reason": reason,
                     "deliveries": str(entry.deliveries),
+                    "failed_at": str(time.time()),
                 },
             )
             self.stage_ack(pipe, entry)
@@ -214,28 +256,67 @@ class Consumer:
 
 Handler = Callable[[Entry], Awaitable[None]]
 
+OUTAGE_FIRST_BACKOFF_S = 0.2
+TRIM_EVERY_S = 60.0
+
 
 async def run_consumer(consumer: Consumer, handler: Handler, stop: asyncio.Event) -> None:
     """Feed entries to `handler`, up to `concurrency` at once, until `stop` is set; then drain and return.
 
-    Entries left pending by dead consumers are reclaimed first. A handler that raises leaves its entry
-    pending: it is retried after `bus_claim_idle_ms`, and dead-lettered after `bus_max_deliveries`.
-    Redis outages are waited out, not fatal.
+    Entries left pending by dead consumers are reclaimed first. A handler that fails because of an outage
+    (`shared.outages`) is retried here with backoff until it succeeds or we stop. A handler that raises
+    anything else leaves its entry pending: it is retried after `bus_claim_idle_ms`, and dead-lettered
+    after `bus_max_deliveries`. Redis outages are waited out, not fatal.
     """
     settings = consumer.settings
     in_flight: dict[str, asyncio.Task[None]] = {}
 
-    async def work(entry: Entry) -> None:
+    async def attempt(entry: Entry) -> None:
         try:
             await handler(entry)
             if consumer.ack_pending(entry):
                 await consumer.ack(entry)
-        except Exception:
+        except BaseException:
             consumer.ack_pending(entry)  # forget a staged ack whose transaction did not run
-            log.exception(
-                "handler failed; entry stays pending for a retry",
-                extra={"stream": consumer.stream, "entry_id": entry.id, "deliveries": entry.deliveries},
-            )
+            raise
+
+    async def work(entry: Entry) -> None:
+        backoff = OUTAGE_FIRST_BACKOFF_S
+        outages = 0
+        while True:
+            try:
+                await attempt(entry)
+                if outages:
+                    log.info(
+                        "entry done after an outage",
+                        extra={"stream": consumer.stream, "entry_id": entry.id, "outage_retries": outages},
+                    )
+                return
+            except Exception as exc:
+                fields = {"stream": consumer.stream, "entry_id": entry.id, "deliveries": entry.deliveries}
+                if not is_outage(exc):
+                    log.exception("handler failed; entry stays pending for a retry", extra=fields)
+                    with contextlib.suppress(RedisError, OSError):
+                        await consumer.record_failure(entry, describe(exc))
+                    return
+                outages += 1
+                log.warning(
+                    "dependency unavailable; retrying the entry",
+                    extra={
+                        **fields,
+                        "error": describe(exc),
+                        "retry_in_s": backoff,
+                        "outage_retries": outages,
+                    },
+                )
+                if outages == 1:
+                    with contextlib.suppress(RedisError, OSError):
+                        await consumer.forgive_delivery(entry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            if stop.is_set():
+                return  # stays pending; whoever reclaims it retries it
+            backoff = min(backoff * 2, settings.bus_outage_backoff_max_s)
 
     async def heartbeats() -> None:
         interval = settings.bus_claim_idle_ms / 3000
@@ -247,6 +328,7 @@ async def run_consumer(consumer: Consumer, handler: Handler, stop: asyncio.Event
     beat = asyncio.create_task(heartbeats())
     reclaim_every = settings.bus_claim_idle_ms / 2000
     next_reclaim = 0.0
+    next_trim = 0.0
     backoff = 0.1
     stop_wait = asyncio.create_task(stop.wait())
     try:
@@ -260,6 +342,11 @@ async def run_consumer(consumer: Consumer, handler: Handler, stop: asyncio.Event
                     await consumer.ensure_group()  # the stream may be new (or Redis lost it)
                     entries = await consumer.reclaim(free)
                     next_reclaim = time.monotonic() + reclaim_every
+                    if time.monotonic() >= next_trim:
+                        trimmed = await consumer.trim()
+                        if trimmed:
+                            log.info("trimmed", extra={"stream": consumer.stream, "entries": trimmed})
+                        next_trim = time.monotonic() + TRIM_EVERY_S
                 else:
                     entries = []
                 if not entries:

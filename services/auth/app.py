@@ -16,7 +16,7 @@ from services.auth.deps import Parts
 from services.auth.directory import AlreadyExists, Directory, DirectoryError, DomainHasUsers, NotFound
 from services.auth.login import Logins
 from services.auth.passwords import Passwords
-from services.auth.routes import aliases, domains, health, internal, users
+from services.auth.routes import aliases, domains, health, internal, queue, users
 from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
 from shared.redis_client import connect
@@ -63,7 +63,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.parts = parts
-    for module in (domains, users, aliases, internal, health):
+    for module in (domains, users, aliases, internal, health, queue):
         app.include_router(module.router)
 
     @app.exception_handler(DirectoryError)

@@ -8,7 +8,7 @@ Exit codes (see `shared.cli.errors.ExitCode`): 0 ok, 1 other error, 2 usage, 3 s
 import argparse
 import sys
 
-from shared.cli import admin, fetch, lab, send, trace
+from shared.cli import admin, fetch, lab, queue, send, trace
 from shared.cli.errors import CliError, ExitCode
 
 EPILOG = """exit codes:
@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_parser(commands)
     fetch.add_parser(commands)
     admin.add_parsers(commands)
+    queue.add_parser(commands)
     trace.add_parser(commands)
     lab.add_parser(commands)
     return root

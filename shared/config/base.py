@@ -37,7 +37,17 @@ class BusSettings(BaseSettings):
         "(the consumer died) and reclaimed by another consumer with XAUTOCLAIM (milliseconds).",
     )
     bus_max_deliveries: int = Field(
-        5, ge=1, description="After this many deliveries an entry is moved to the dead-letter stream."
+        5,
+        ge=1,
+        description="After this many deliveries that failed for a reason other than an outage (a bug, an "
+        "entry that cannot be handled) an entry is moved to the dead-letter stream.",
+    )
+    bus_outage_backoff_max_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait between two tries of an entry whose handler failed because a dependency "
+        "(Redis, the auth service, DNS, the disk) is down; the wait doubles from 0.2 s up to this (seconds). "
+        "Such tries never count toward the dead-letter limit.",
     )
     concurrency: int = Field(16, ge=1, description="How many entries one replica works on at once.")
 

@@ -108,6 +108,7 @@ async def test_failing_handler_is_retried_then_dead_lettered(redis: Redis) -> No
     assert fields[b"entry_id"].decode() == entry_id
     assert fields[b"stream"] == b"s"
     assert b"delivered 4 times" in fields[b"reason"]
+    assert b"last error: RuntimeError: poison" in fields[b"reason"]
     assert Envelope.model_validate_json(fields[b"data"]) == poison
     assert await pending_count(redis, "s", "g") == 0
 

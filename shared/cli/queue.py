@@ -1,0 +1,75 @@
+"""`yubin queue dead list|show|retry|delete`: the dead letters of a site, over the admin API (`/v1/queue`).
+
+Dead letters are stream entries the bus gave up on (see docs/architecture.md): `retry` puts one back on
+its stream once the cause is fixed, `delete` drops it and releases its message body.
+"""
+
+import argparse
+import json
+from typing import Any
+
+from shared.cli.admin import call, connection_options, output, path_part
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    queue = subparsers.add_parser("queue", help="look at a site's queues: the dead letters (admin API)")
+    areas = queue.add_subparsers(dest="queue_area", required=True, metavar="AREA")
+    dead = areas.add_parser("dead", help="entries the services gave up on")
+    commands = dead.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = commands.add_parser("list", help="list the dead letters, oldest first")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    connection_options(p)
+    p.set_defaults(handler=dead_list)
+    for name, help_text, handler in (
+        ("show", "show one dead letter with its payload", dead_show),
+        ("retry", "put a dead letter back on its stream", dead_retry),
+        ("delete", "drop a dead letter for good (releases its message body)", dead_delete),
+    ):
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("id", help="the dead letter's id (from `yubin queue dead list`)")
+        connection_options(p)
+        p.set_defaults(handler=handler)
+
+
+def printable(value: Any) -> str:
+    """What came with a message (addresses, reasons) shown without the terminal acting on it."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(value))
+
+
+def line(dead: dict[str, Any]) -> str:
+    what = dead.get("queue_id") or dead.get("entry_id")
+    recipients = ",".join(dead.get("recipients") or [])
+    return printable(
+        f"{dead['id']:<16} {dead['stream']:<22} {what:<14} {dead.get('sender') or '-'} -> {recipients or '-'}"
+        f"  ({dead['reason']})"
+    )
+
+
+def dead_list(args: argparse.Namespace) -> int:
+    data = call(args, None, "GET", "/v1/queue/dead", params={"limit": args.limit})
+    lines = [line(d) for d in data["dead_letters"]]
+    if data["total"] > len(lines):
+        lines.append(f"... {data['total'] - len(lines)} more (--limit)")
+    return output(args, data, "\n".join(lines) if lines else "no dead letters")
+
+
+def dead_show(args: argparse.Namespace) -> int:
+    data = call(args, None, "GET", f"/v1/queue/dead/{path_part(args.id)}")
+    text = "\n".join(f"{key:<12} {printable(value)}" for key, value in data.items() if key != "data")
+    if data.get("data"):
+        try:
+            payload = json.dumps(json.loads(data["data"]), indent=2, ensure_ascii=True)
+        except ValueError:
+            payload = printable(data["data"])
+        text += f"\npayload:\n{payload}"
+    return output(args, data, text)
+
+
+def dead_retry(args: argparse.Namespace) -> int:
+    data = call(args, None, "POST", f"/v1/queue/dead/{path_part(args.id)}/retry")
+    return output(args, data, f"retried {args.id}: back on {data['stream']} as {data['entry_id']}")
+
+
+def dead_delete(args: argparse.Namespace) -> int:
+    call(args, None, "DELETE", f"/v1/queue/dead/{path_part(args.id)}")
+    return output(args, {"deleted": args.id}, f"deleted {args.id}")
