@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint lab bench test-compose clean
+.PHONY: install test lint lab bench chaos test-compose clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ lab: $(STAMP)
 # Throughput and latency of the lab (and of the reference Postfix lab when it is up). BENCH_ARGS e.g. -n 500.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# kill -9 and pause the lab's processes while mail flows, then check every mailbox (docs/chaos.md).
+# CHAOS_ARGS e.g. --seed 7, -n 500, --short (the CI form: 300 messages, 12 faults).
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from chaos.faults import Injector, schedule
 from chaos.lab import ChaosLab
-from chaos.senders import Planned, Pop3Poller, Sender, plan
+from chaos.senders import Pop3Poller, Sender, plan
 from chaos.verify import dead_letters, read_mailboxes, wait_drained
 
 EXTRA_USERS = ("anna@alpha.test", "bea@beta.test")
@@ -82,7 +82,9 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
         Sender(user, password(info, user), submission(info, user), messages[user], deadline, interval)
         for user in users
     ]
-    pollers = [Pop3Poller(user, password(info, user), pop3(info, user), done) for user in users[:1] + users[-1:]]
+    pollers = [
+        Pop3Poller(user, password(info, user), pop3(info, user), done) for user in users[:1] + users[-1:]
+    ]
     injector = Injector(lab, faults, done)
     for thread in (*senders, *pollers, injector):
         thread.start()

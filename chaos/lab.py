@@ -23,7 +23,11 @@ CHAOS_SETTINGS = {
     "YUBIN_RELAY_CONNECT_TIMEOUT_S": "3",
     "YUBIN_RELAY_COMMAND_TIMEOUT_S": "10",
     "YUBIN_DNS_TIMEOUT_S": "2",
-    "YUBIN_BUS_CLAIM_IDLE_MS": "2000",
+    # A handler that fails (auth service or Redis down) leaves its entry pending; it is retried after the
+    # claim idle time and dead-lettered after YUBIN_BUS_MAX_DELIVERIES (5) tries: 5 x 5 s outlasts a
+    # restart of the auth service on a loaded machine (10-12 s seen). With 2 s, seed 101 dead-lettered
+    # 23 relay entries while alpha's auth service restarted (docs/chaos.md).
+    "YUBIN_BUS_CLAIM_IDLE_MS": "5000",
     "YUBIN_BUS_BLOCK_MS": "500",
     "YUBIN_DELIVERY_RETRY_DELAYS_S": "[1, 2, 4]",
     "YUBIN_DELIVERY_SCHEDULER_POLL_S": "0.5",
@@ -42,10 +46,19 @@ class ChaosLab:
     def start(self, timeout: float = 180.0) -> dict[str, Any]:
         sets = [arg for key, value in CHAOS_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
         self.lab_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "lab",
+            "up",
+            "--free-ports",
+            "--lab-dir",
+            str(self.lab_dir),
+        ]
         with (self.lab_dir / "runner.out").open("ab") as out:
             self.runner = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "lab", "up", "--free-ports", "--lab-dir", str(self.lab_dir)]
-                + sets,
+                [*argv, *sets],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
