@@ -122,6 +122,13 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
             elif dsns > 1:
                 dsn_twice.append(f"{message.message_id} x{dsns}")
     dead = {domain: dead_letters(site["redis"]) for domain, site in info["sites"].items()}
+    dead_ids = {
+        found.group(0).decode()
+        for entries in dead.values()
+        for e in entries
+        if (found := our_ids.search(str(e).encode()))
+    }
+    lost = [f"{item}  (dead-lettered)" if item.split(" ->")[0] in dead_ids else item for item in lost]
     restarts = {name: p["restarts"] for name, p in lab.processes().items() if p["restarts"]}
 
     print(f"\nseed {args.seed}: sent in {send_time:.0f} s, done in {total_time:.0f} s")
@@ -148,7 +155,11 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
         "unacknowledged and delivered twice": unacknowledged_twice,
         "DSN missing": dsn_missing,
         "DSN more than once": dsn_twice,
-        "dead letters": [f"{d}: {e}" for d, entries in dead.items() for e in entries],
+        "dead letters": [
+            f"{d}: {e.get('stream')} {e.get('entry_id')} {e.get('reason')} {named(our_ids, e)}"
+            for d, entries in dead.items()
+            for e in entries
+        ],
         "unexpected files in Maildirs": boxes.foreign,
         "injector errors": injector.errors,
         "queues not drained": [json.dumps(left)] if not drained else [],
@@ -161,6 +172,12 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
                 print(f"  {item}")
     print(f"\nlost {len(lost)} / duplicated {len(duplicated)}")
     return any(problems.values())
+
+
+def named(our_ids: re.Pattern[bytes], entry: dict) -> str:
+    """The Message-ID of ours a dead-letter entry carries, if any."""
+    found = our_ids.search(str(entry).encode())
+    return found.group(0).decode() if found else ""
 
 
 def password(info: dict, address: str) -> str:

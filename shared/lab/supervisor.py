@@ -18,7 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +28,7 @@ from shared.lab.info import write_info
 from shared.lab.processes import ProcessSpec
 
 SUPERVISOR_NAME = "lab"
+FLUSH_EVERY_S = 0.1
 SERVERS = ("redis", None)
 """Roles stopped last: Redis and NSD (NSD has no role)."""
 
@@ -45,20 +46,69 @@ class RestartPolicy:
         return min(self.max_delay_s, self.first_delay_s * 2 ** max(0, quick_failures - 1))
 
 
+class Output(asyncio.SubprocessProtocol):
+    """A child's output, copied to the log a whole chunk of lines at a time, each line prefixed by its name.
+
+    A protocol rather than a StreamReader loop: one callback per chunk the pipe delivers, no task wake-up
+    per read, so passing the services' JSON lines costs the lab as little as the runner can make it.
+    """
+
+    def __init__(self, name: str, sink: Callable[[bytes], None]) -> None:
+        self.prefix = f"{name} | ".encode()
+        self.sink = sink
+        self.pending = b""
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.finished: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.pending += data
+        complete, newline, self.pending = self.pending.rpartition(b"\n")
+        if newline:
+            self.sink(self.prefix + complete.replace(b"\n", b"\n" + self.prefix) + b"\n")
+        elif len(self.pending) > 65536:  # a line without end: do not hold it in memory
+            self.sink(self.prefix + self.pending + b"\n")
+            self.pending = b""
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The process has exited and its output is closed: nothing more will come."""
+        if self.pending:
+            self.sink(self.prefix + self.pending + b"\n")
+            self.pending = b""
+        self.process_exited()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+
 @dataclass
 class Child:
     spec: ProcessSpec
-    proc: asyncio.subprocess.Process | None = None
+    transport: asyncio.SubprocessTransport | None = None
+    output: Output | None = None
     state: str = "starting"
     restarts: int = 0
     quick_failures: int = 0
     started_at: float = 0.0
     last_exit: str | None = None
-    pumps: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+        if self.transport is None or self.transport.get_returncode() is not None:
+            return None
+        return self.transport.get_pid()
+
+    async def wait(self) -> int:
+        assert self.output is not None and self.transport is not None
+        await asyncio.shield(self.output.exited)  # a cancelled waiter must not cancel the future
+        # Its last lines, unless a child of its own still holds the pipe open (NSD forks servers).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.output.finished), 1.0)
+        returncode = self.transport.get_returncode()
+        return -signal.SIGKILL if returncode is None else returncode
 
     def status(self) -> dict[str, Any]:
         return {
@@ -95,6 +145,7 @@ class Supervisor:
         self.policy = policy or RestartPolicy()
         self.stopping = asyncio.Event()
         self.watchers: list[asyncio.Task[None]] = []
+        self.flusher: asyncio.Task[None] | None = None
 
     # -- output -------------------------------------------------------------------------------------------
 
@@ -103,26 +154,20 @@ class Supervisor:
         self.write(f"{SUPERVISOR_NAME} | {json.dumps(line)}\n".encode())
 
     def write(self, data: bytes) -> None:
+        """Buffered: `flush_log` writes it out every FLUSH_EVERY_S, so a burst of lines costs one syscall."""
         try:
             self.log.write(data)
-            self.log.flush()
         except (OSError, ValueError):
             pass  # a closed or full log must not take the lab down
 
-    async def pump(self, name: str, stream: asyncio.StreamReader) -> None:
-        """Copy a process's output to the log, a whole chunk of lines per write, each prefixed by its name."""
-        prefix = f"{name} | ".encode()
-        pending = b""
-        while chunk := await stream.read(65536):
-            pending += chunk
-            complete, newline, pending = pending.rpartition(b"\n")
-            if newline:
-                self.write(prefix + complete.replace(b"\n", b"\n" + prefix) + b"\n")
-            elif len(pending) > 65536:  # a line without end: do not hold it in memory
-                self.write(prefix + pending + b"\n")
-                pending = b""
-        if pending:
-            self.write(prefix + pending + b"\n")
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.log.flush()
+
+    async def flush_log(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            self.flush()
 
     def save_state(self) -> None:
         state = {
@@ -137,7 +182,9 @@ class Supervisor:
 
     async def spawn(self, child: Child) -> None:
         spec = child.spec
-        child.proc = await asyncio.create_subprocess_exec(
+        output = Output(spec.name, self.write)
+        child.transport, child.output = await asyncio.get_running_loop().subprocess_exec(
+            lambda: output,
             *spec.argv,
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **spec.env},
@@ -148,11 +195,9 @@ class Supervisor:
             # services in order; a signal to the group also reaches anything the process started.
             start_new_session=True,
         )
-        assert child.proc.stdout is not None
-        child.pumps = [asyncio.create_task(self.pump(spec.name, child.proc.stdout))]
         child.started_at = time.time()
         child.state = "running"
-        self.log_event("started", process=spec.name, pid=child.proc.pid, restarts=child.restarts)
+        self.log_event("started", process=spec.name, pid=child.pid, restarts=child.restarts)
         self.save_state()
 
     async def watch(self, child: Child) -> None:
@@ -161,14 +206,12 @@ class Supervisor:
             try:
                 await self.spawn(child)
             except OSError as exc:  # e.g. out of file descriptors: try again like a crash
-                child.proc, pid, child.started_at = None, None, time.time()
+                child.transport, pid, child.started_at = None, None, time.time()
                 child.last_exit = f"could not start: {exc}"
             else:
-                assert child.proc is not None
-                pid = child.proc.pid
-                returncode = await child.proc.wait()
-                await asyncio.gather(*child.pumps, return_exceptions=True)
-                child.last_exit = exit_reason(returncode)
+                pid = child.pid
+                child.last_exit = exit_reason(await child.wait())
+                child.transport.close()
             if self.stopping.is_set():
                 child.state = "stopped"
                 self.log_event("stopped", process=child.spec.name, pid=pid, reason=child.last_exit)
@@ -195,6 +238,7 @@ class Supervisor:
 
     def start(self) -> None:
         self.watchers = [asyncio.create_task(self.watch(child)) for child in self.children.values()]
+        self.flusher = asyncio.create_task(self.flush_log())
 
     def running(self, name: str) -> bool:
         child = self.children[name]
@@ -208,7 +252,10 @@ class Supervisor:
         for group in (services, servers):
             await self.terminate(group)
         await asyncio.gather(*self.watchers, return_exceptions=True)
+        if self.flusher is not None:
+            self.flusher.cancel()
         self.log_event("lab stopped")
+        self.flush()
         self.save_state()
 
     async def terminate(self, children: list[Child]) -> None:
@@ -216,15 +263,14 @@ class Supervisor:
         for child in running:
             signal_group(child, signal.SIGCONT)  # a process paused with SIGSTOP must see the SIGTERM
             signal_group(child, signal.SIGTERM)
-        waits = [c.proc.wait() for c in running if c.proc is not None]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), self.policy.stop_grace_s)
+            await asyncio.wait_for(asyncio.gather(*(c.wait() for c in running)), self.policy.stop_grace_s)
         except TimeoutError:
             for child in running:
                 if child.pid is not None:
                     self.log_event("killing", process=child.spec.name, pid=child.pid)
                     signal_group(child, signal.SIGKILL)
-            await asyncio.gather(*(c.proc.wait() for c in running if c.proc is not None))
+            await asyncio.gather(*(c.wait() for c in running))
 
 
 def signal_group(child: Child, signum: signal.Signals) -> None:
