@@ -47,3 +47,8 @@ bench-reference: $(STAMP)
 # lengths and the AOF are compared with their start (docs/benchmark.md). SOAK_ARGS e.g. -n 5000.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# kill -9 and pause the lab's processes while mail flows, then check every mailbox (docs/chaos.md).
+# CHAOS_ARGS e.g. --seed 7, -n 500, --short (the CI form: 300 messages, 12 faults).
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)

@@ -1,14 +1,18 @@
-"""`yubin lab up` runs the native lab (what `make lab` does); `yubin lab info` says where it is."""
+"""`yubin lab up` runs the native lab (what `make lab` does); `yubin lab info` says where it is;
+`yubin lab ps` lists its processes."""
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from shared.cli.errors import CliError, ExitCode
 from shared.cli.lab_endpoints import add_lab_options, load_lab
 from shared.lab.certs import CertificateError
-from shared.lab.config import LAB_DIR_ENV, lab_config, with_free_ports
+from shared.lab.config import LAB_DIR_ENV, default_lab_dir, lab_config, with_free_ports
+from shared.lab.info import pid_alive
 from shared.lab.processes import UnknownSetting
 from shared.lab.provision import ProvisionError
 from shared.lab.runner import LabError, run_lab
@@ -21,8 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     up = commands.add_parser(
         "up",
         help="start the lab and run it until Ctrl-C",
-        description="Start NSD, a Redis per site and every service of alpha.test and beta.test under "
-        "honcho; create the demo users; print how to send and fetch. Data stays in the lab directory.",
+        description="Start NSD, a Redis per site and every service of alpha.test and beta.test; create the "
+        "demo users; print how to send and fetch. A process that dies is started again; Ctrl-C stops them "
+        "all. Data stays in the lab directory.",
     )
     up.add_argument("--lab-dir", type=Path, help=f"lab directory (default: ${LAB_DIR_ENV}, else ./lab)")
     ports = up.add_mutually_exclusive_group()
@@ -54,6 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_lab_options(info)
     info.set_defaults(handler=lab_info, lab=True)
 
+    ps = commands.add_parser(
+        "ps", help="the lab's processes: pid, state, restarts", description="Read <lab dir>/processes.json."
+    )
+    ps.add_argument("--lab-dir", type=Path, help=f"lab directory (default: ${LAB_DIR_ENV}, else ./lab)")
+    ps.add_argument("--json", action="store_true", help="the supervisor's state as JSON")
+    ps.set_defaults(handler=lab_ps)
+
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:
     settings = {}
@@ -72,14 +84,14 @@ def lab_up(args: argparse.Namespace) -> int:
     log_file = None
     try:
         if args.log is not None:
-            log_file = sys.stdout if str(args.log) == "-" else args.log.open("a")
+            log_file = sys.stdout.buffer if str(args.log) == "-" else args.log.open("ab")
         return run_lab(config, info_file=args.info_file, log=log_file)
     except UnknownSetting as exc:
         raise CliError(str(exc), ExitCode.USAGE) from exc
     except (LabError, ProvisionError, CertificateError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
     finally:
-        if log_file is not None and log_file is not sys.stdout:
+        if log_file is not None and log_file is not sys.stdout.buffer:
             log_file.close()
 
 
@@ -97,3 +109,48 @@ def lab_info(args: argparse.Namespace) -> int:
         for address, password in site.get("users", {}).items():
             print(f"  user        {address}  password {password}")
     return ExitCode.OK
+
+
+def lab_ps(args: argparse.Namespace) -> int:
+    lab_dir = args.lab_dir or default_lab_dir()
+    path = lab_dir / "processes.json"
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CliError(f"no lab has run in {lab_dir} (no {path.name})", ExitCode.NO_LAB) from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+    running = pid_alive(int(state["runner_pid"])) and any(
+        p["state"] != "stopped" for p in state["processes"].values()
+    )
+    if args.json:
+        print(json.dumps({**state, "running": running}, indent=2))
+        return ExitCode.OK if running else ExitCode.NO_LAB
+    print(ps_table(state["processes"], now=time.time()))
+    if not running:
+        print(f"\nthe lab in {lab_dir} is not running (runner pid {state['runner_pid']})")
+        return ExitCode.NO_LAB
+    print(f"\nsupervisor pid {state['runner_pid']}")
+    return ExitCode.OK
+
+
+def ps_table(processes: dict[str, Any], now: float) -> str:
+    rows = [("NAME", "PID", "STATE", "RESTARTS", "UP", "LAST EXIT")]
+    for name, process in processes.items():
+        up = ""
+        if process["pid"] is not None and process.get("started_at"):
+            up = f"{now - process['started_at']:.0f}s"
+        rows.append(
+            (
+                name,
+                str(process["pid"] or "-"),
+                process["state"],
+                str(process["restarts"]),
+                up,
+                process.get("last_exit") or "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

@@ -112,6 +112,11 @@ class LabConfig:
         return self.lab_dir / "lab-info.json"
 
     @property
+    def state_file(self) -> Path:
+        """The supervisor's view of the running lab: every process's pid, state and restart count."""
+        return self.lab_dir / "processes.json"
+
+    @property
     def procfile(self) -> Path:
         return self.lab_dir / "Procfile"
 

@@ -1,8 +1,8 @@
 """Every process of the lab (NSD, a Redis per site, each service of each site) with its command and settings.
 
-This list is the single description of the lab: `procfile.py` renders it for honcho (`make lab`), the
-end-to-end tests run the same list under their own supervisor (they kill and restart single services),
-and the docker compose lab uses the same settings. Environment variable names are exactly the fields of
+This list is the single description of the lab: the supervisor runs it (`make lab`), `procfile.py` writes
+it down for reading, the end-to-end tests run the same list under their own harness (they kill and restart
+single services at chosen moments), and the docker compose lab uses the same settings. Environment variable names are exactly the fields of
 each service's settings class (`shared/config/<service>.py`); `tests/unit/lab` checks that.
 """
 
@@ -20,7 +20,8 @@ from shared.lab.credentials import SiteCredentials
 
 REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
 ENV_PREFIX = "YUBIN_"
-# honcho sends SIGKILL 5 s after SIGTERM: sessions get less than that to finish, so they end cleanly.
+# The supervisor sends SIGKILL 5 s after SIGTERM (RestartPolicy.stop_grace_s): sessions get less than
+# that to finish, so they end cleanly.
 SHUTDOWN_GRACE_S = "4"
 
 

@@ -1,27 +1,29 @@
-"""`yubin lab up`: prepare the lab directory, run every process under honcho, provision, print the guide.
+"""`yubin lab up`: prepare the lab directory, run every process under the supervisor, provision, print
+the guide.
 
-Ctrl-C (SIGINT) or SIGTERM stops honcho, which sends SIGTERM to every process group it started and
-SIGKILL to whatever is still there after 5 s: nothing is left behind.
+A process that dies is started again (`shared/lab/supervisor.py`). Ctrl-C (SIGINT) or SIGTERM stops the
+lab: SIGTERM to every process group, SIGKILL to whatever is still there after 5 s; nothing is left behind.
 """
 
+import asyncio
+import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from shared.lab.certs import ensure_certificate
-from shared.lab.config import ROOT, ZONES_DIR, LabConfig
+from shared.lab.config import ZONES_DIR, LabConfig
 from shared.lab.credentials import SiteCredentials, load_or_create
 from shared.lab.guide import guide
 from shared.lab.info import LabNotRunning, build_info, read_info, write_info
 from shared.lab.processes import ProcessSpec, build_processes, check_overrides, prepare_directories
 from shared.lab.procfile import render
 from shared.lab.provision import provision
+from shared.lab.supervisor import SUPERVISOR_NAME, RestartPolicy, Supervisor, install_stop_signals
 
 
 class LabError(RuntimeError):
@@ -84,9 +86,9 @@ def wait_listening(specs: list[ProcessSpec], alive, timeout: float = 60.0) -> No
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
-    """The processes' last words (honcho's own lines left out), to say why the lab did not come up."""
+    """The processes' last words (the supervisor's own lines left out), to say why the lab did not come up."""
     text = path.read_text(errors="replace").splitlines() if path.exists() else []
-    own = [line for line in text if "| " in line and " system " not in line.split("|", 1)[0]]
+    own = [line for line in text if " | " in line and not line.startswith(f"{SUPERVISOR_NAME} | ")]
     return "\n".join(["last lines of " + str(path) + ":", *own[-lines:]])
 
 
@@ -102,60 +104,75 @@ def run_lab(
     config: LabConfig,
     *,
     info_file: Path | None = None,
-    log: TextIO | None = None,
+    log: BinaryIO | None = None,
     out: TextIO = sys.stdout,
+    policy: RestartPolicy | None = None,
 ) -> int:
     """Run the lab until Ctrl-C/SIGTERM. Process output goes to `log` (default: <lab dir>/lab.log)."""
     refuse_if_running(config)
     credentials, specs = prepare(config)
     check_ports_free(specs)
     log_path = config.lab_dir / "lab.log"
-    log_file = log or log_path.open("a")
-    honcho = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "-f", str(config.procfile), "-d", str(ROOT), "start"],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            if signum:
-                print("\nstopping the lab ...", file=out, flush=True)
-        if honcho.poll() is None:
-            honcho.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    log_file = log or log_path.open("ab")
     try:
-        alive = lambda: honcho.poll() is None and not stopping  # noqa: E731
-        wait_listening(specs, alive)
-        provision(config, credentials, alive=alive)
+        return asyncio.run(supervise(config, credentials, specs, log_file, log_path, info_file, out, policy))
+    finally:
+        if log is None:
+            log_file.close()
+
+
+async def supervise(
+    config: LabConfig,
+    credentials: dict[str, SiteCredentials],
+    specs: list[ProcessSpec],
+    log_file: BinaryIO,
+    log_path: Path,
+    info_file: Path | None,
+    out: TextIO,
+    policy: RestartPolicy | None,
+) -> int:
+    supervisor = Supervisor(specs, log_file, config.state_file, policy)
+    asked_to_stop = asyncio.Event()
+
+    def on_signal(_signum: int) -> None:
+        if not asked_to_stop.is_set():
+            print("\nstopping the lab ...", file=out, flush=True)
+        asked_to_stop.set()
+
+    install_stop_signals(asyncio.get_running_loop(), on_signal)
+    supervisor.start()
+    alive = lambda: not asked_to_stop.is_set()  # noqa: E731
+    ready = asyncio.create_task(asyncio.to_thread(become_ready, config, credentials, specs, alive))
+    stop_asked = asyncio.create_task(asked_to_stop.wait())
+    await asyncio.wait({ready, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+    failure: BaseException | None = None
+    if ready.done() and ready.exception() is None:
         info = build_info(config, credentials, runner_pid=os.getpid())
         write_info(config.info_file, info)
         if info_file is not None and info_file != config.info_file:
             write_info(info_file, info)
-        print(guide(config, info, log_path if log is None else None), file=out, flush=True)
-    except Exception as exc:
-        asked_to_stop = stopping
-        stop(0, None)
-        honcho.wait()
-        mark_stopped(config)
-        if asked_to_stop:
-            return 0
-        print(f"yubin lab: {exc}", file=sys.stderr)
-        if log is None:
-            print(log_tail(log_path), file=sys.stderr, flush=True)
-        return 1
-    honcho.wait()
+        print(guide(config, info, log_path if log_file.name == str(log_path) else None), file=out, flush=True)
+        await stop_asked
+    elif ready.done():
+        failure = ready.exception()
+        asked_to_stop.set()
+    stop_asked.cancel()
+    await supervisor.stop()
+    with contextlib.suppress(BaseException):
+        await ready  # the readiness thread notices `alive()` turned false and ends
     mark_stopped(config)
-    if not stopping:
-        print(f"yubin lab: a process exited (honcho rc {honcho.returncode})", file=sys.stderr)
-        if log is None:
+    if failure is not None:
+        print(f"yubin lab: {failure}", file=sys.stderr)
+        if log_file.name == str(log_path):
             print(log_tail(log_path), file=sys.stderr, flush=True)
         return 1
     print("lab stopped", file=out, flush=True)
     return 0
+
+
+def become_ready(
+    config: LabConfig, credentials: dict[str, SiteCredentials], specs: list[ProcessSpec], alive
+) -> None:
+    """Every server listens and the demo users exist (the supervisor restarts what dies meanwhile)."""
+    wait_listening(specs, alive)
+    provision(config, credentials, alive=alive)

@@ -15,7 +15,7 @@ SERVICES = load()["services"]
 YUBIN = yubin_services(load())
 ROLES = ("auth", "submission", "mx", "relay", "delivery", "pop3")
 
-# Natively honcho SIGKILLs 5 s after SIGTERM, so the lab shortens the shutdown grace; compose waits
+# Natively the lab's supervisor SIGKILLs 5 s after SIGTERM, so the lab shortens the shutdown grace; compose waits
 # stop_grace_period (30 s) and the defaults (10 s) apply.
 NATIVE_ONLY = {"YUBIN_SHUTDOWN_GRACE_S", "YUBIN_POP3_SHUTDOWN_GRACE_S"}
 SAME_VALUE = {

@@ -1,8 +1,9 @@
-"""The native lab under a small supervisor of the tests' own, so a test can SIGKILL and restart one service.
+"""The native lab under a small harness of the tests' own, so a test can SIGKILL and restart one service.
 
-It runs exactly the processes `yubin lab up` puts in the Procfile (`shared.lab.processes`), on free ports,
-and provisions the lab the same way; only the runner differs (honcho stops everything when one process
-dies, which is right for `make lab` and wrong for a crash test).
+It runs exactly the processes `yubin lab up` runs (`shared.lab.processes`), on free ports, and provisions
+the lab the same way; only the runner differs: the lab's supervisor restarts a dead process by itself
+after a backoff, while a crash test chooses the moment a service comes back (and each process logs to its
+own file here, which a failing test prints).
 """
 
 import os
@@ -72,7 +73,7 @@ class NativeLab:
         self.info: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
-        # Servers first (DNS, Redis), then the services, as honcho would start them all at once.
+        # All at once, as the lab's supervisor starts them; the services wait for Redis and auth.
         for process in self.processes.values():
             process.start()
         try:

@@ -1,7 +1,9 @@
-"""`yubin lab up` (what `make lab` runs): honcho brings both sites up, Ctrl-C leaves no process behind, and
-mail and passwords survive a restart of the lab."""
+"""`yubin lab up` (what `make lab` runs): the supervisor brings both sites up and restarts a process killed
+with SIGKILL (`yubin lab ps` counts it) while mail keeps flowing; Ctrl-C leaves no process behind; mail and
+passwords survive a restart of the lab."""
 
 import json
+import os
 import re
 import signal
 import socket
@@ -47,7 +49,37 @@ def ctrl_c(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 def started_pids(lab_dir: Path) -> list[int]:
-    return [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", (lab_dir / "lab.log").read_text())]
+    return [
+        json.loads(line.removeprefix("lab | "))["pid"]
+        for line in (lab_dir / "lab.log").read_text().splitlines()
+        if line.startswith("lab | ") and '"event": "started"' in line
+    ]
+
+
+def lab_ps(lab_dir: Path) -> dict:
+    shown = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "lab", "ps", "--json", "--lab-dir", str(lab_dir)],
+        capture_output=True,
+        check=True,
+    )
+    return json.loads(shown.stdout)["processes"]
+
+
+def kill_and_see_restarted(lab_dir: Path, names: list[str]) -> None:
+    before = lab_ps(lab_dir)
+    for name in names:
+        os.kill(before[name]["pid"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = lab_ps(lab_dir)
+        return all(
+            now[name]["restarts"] == before[name]["restarts"] + 1
+            and now[name]["pid"] not in (None, before[name]["pid"])
+            and now[name]["state"] == "running"
+            for name in names
+        )
+
+    wait_for(f"{names} to be restarted", restarted, timeout=30, every=0.2)
 
 
 def listening(address: str) -> bool:
@@ -91,11 +123,20 @@ def test_lab_up_serves_mail_stops_cleanly_and_keeps_mail_across_restarts(tmp_pat
         tag = token()
         yubin(lab, "send", "--lab", "--from", ALICE, "--to", BOB, "--subject", tag, "kept across restarts")
         wait_for_message(lab, BOB, tag)
+
+        # A learner's kill -9: the lab goes on, the process comes back, mail flows through it again.
+        kill_and_see_restarted(lab_dir, ["alpha-relay", "beta-mx", "beta-delivery", "alpha-redis"])
+        after_kill = token()
+        yubin(lab, "send", "--lab", "--from", ALICE, "--to", BOB, "--subject", after_kill, "after kill -9")
+        wait_for_message(lab, BOB, after_kill)
+        table = yubin(lab, "lab", "ps", "--lab-dir", str(lab_dir)).stdout.decode()
+        assert re.search(r"^alpha-relay +\d+ +running +1 .*killed by SIGKILL$", table, re.M), table
     finally:
         rc, out = ctrl_c(proc)
     assert rc == 0, out
     pids = started_pids(lab_dir)
-    assert len(pids) == 15  # NSD, and per site: Redis + auth, submission, mx, relay, delivery, pop3
+    # NSD, and per site: Redis + auth, submission, mx, relay, delivery, pop3; and the 4 restarted
+    assert len(pids) == 15 + 4
     assert not [pid for pid in pids if pid_alive(pid)], "processes left behind"
     assert not any(listening(site["submission"]) for site in info["sites"].values())
     with pytest.raises(AssertionError):
