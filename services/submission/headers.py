@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, make_msgid
 
+from services.submission.client_address import address_literal
 from shared.models import utcnow
 
 # Printable ASCII that cannot fake structure in a Received field (no parentheses, semicolons, quotes).
@@ -134,7 +135,7 @@ def received_header(
     """One folded Received field, CRLF-terminated."""
     when = format_datetime(now or utcnow())
     lines = [
-        f"Received: from {safe_helo(client.helo)} ([{client.address or 'unknown'}])",
+        f"Received: from {safe_helo(client.helo)} ({address_literal(client.address)})",
         f"\tby {by_host} (Yubin {role})",
     ]
     if client.tls_version:

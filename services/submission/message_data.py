@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.submission import replies
+from services.submission.data_budget import Reservation
 
 END_OF_DATA = b".\r\n"
 CRLF = b"\r\n"
@@ -24,6 +25,7 @@ class DataProblem(enum.Enum):
     LINE_TOO_LONG = replies.LINE_TOO_LONG
     BARE_LF = replies.BARE_LF
     BARE_CR = replies.BARE_CR
+    INSUFFICIENT_STORAGE = replies.INSUFFICIENT_STORAGE
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,14 @@ async def read_message_data(
     max_size: int,
     max_line_length: int,
     on_progress: Callable[[], None] = lambda: None,
+    reservation: Reservation | None = None,
 ) -> MessageData:
     """Read up to and including `<CRLF>.<CRLF>`; `on_progress` is called per line (idle timer).
 
     Memory stays bounded: once a problem is found the rest is read and dropped. `reader` must have a
     stream limit a little above `max_line_length`, so an endless line is cut into pieces, not buffered.
+    What is kept is covered by `reservation` (the listener's budget) as it grows; when the budget is short
+    the message is refused (INSUFFICIENT_STORAGE) and the reservation given back at once.
     """
     lines: list[bytes] = []
     size = 0
@@ -75,6 +80,8 @@ async def read_message_data(
             await reader.readexactly(overrun.consumed)
             problem = problem or DataProblem.LINE_TOO_LONG
             lines.clear()
+            if reservation is not None:
+                reservation.release()
             mid_line = True
             on_progress()
             continue
@@ -93,10 +100,14 @@ async def read_message_data(
             size += len(unstuffed)
             if size > max_size:
                 problem = DataProblem.TOO_BIG
+            elif reservation is not None and size > reservation.held and not reservation.cover(size):
+                problem = DataProblem.INSUFFICIENT_STORAGE
             else:
                 lines.append(unstuffed)
         if problem is not None:
             lines.clear()
+            if reservation is not None:
+                reservation.release()
     if problem is not None:
         return MessageData(content=None, problem=problem)
     return MessageData(content=b"".join(lines), problem=None)

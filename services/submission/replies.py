@@ -8,6 +8,8 @@ import re
 
 # --- Connection (RFC 5321 §3.1, §4.2.2, §4.5.3.2) ---
 TOO_MANY_CONNECTIONS = "421 4.7.0 {host} Error: too many connections, try again later"
+# Postfix's wording for both smtpd_client_connection_count_limit and smtpd_client_connection_rate_limit.
+TOO_MANY_CONNECTIONS_FROM = "421 4.7.0 {host} Error: too many connections from {address}"
 IDLE_TIMEOUT = "421 4.4.2 {host} Error: timeout exceeded"
 SESSION_TOO_LONG = "421 4.4.2 {host} Error: session time limit exceeded"
 TOO_MANY_ERRORS = "421 4.7.0 {host} Error: too many errors"
@@ -24,6 +26,8 @@ SEND_EHLO_FIRST = "503 5.5.1 Error: send EHLO first"
 NEED_RCPT = "503 5.5.1 Error: need RCPT command"
 NO_VALID_RECIPIENTS = "554 5.5.1 Error: no valid recipients"  # RFC 2920 §3.1: DATA after failed RCPTs
 NOT_IMPLEMENTED = "502 5.5.1 Error: command not implemented"
+# RFC 3463 X.3.1 "mail system full": the listener's memory budget for message data is used up.
+INSUFFICIENT_STORAGE = "452 4.3.1 Error: insufficient system storage"
 TEMPORARY_FAILURE = "451 4.3.0 Error: temporary local problem, try again later"  # RFC 3463 X.3.0
 
 # --- VRFY / EXPN: never reveal whether a mailbox exists (RFC 5321 §3.5.3, §7.3) ---
@@ -137,7 +141,7 @@ def with_enhanced_code(reply: str) -> str:
     return f"{code}{sep}{enhanced} {text}".rstrip()
 
 
-NOT_COUNTED = (TOO_MANY_RECIPIENTS,)
+NOT_COUNTED = (TOO_MANY_RECIPIENTS, INSUFFICIENT_STORAGE)  # the second is our shortage, not theirs
 
 
 def counts_as_error(reply: str) -> bool:

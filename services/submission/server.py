@@ -31,7 +31,7 @@ async def serve(settings: SubmissionSettings, stop: asyncio.Event) -> None:
     auth = AuthClient(settings)
     policy = role_policy(settings, auth)
     handler = ReceptionHandler(settings, policy, redis)
-    registry = SessionRegistry(settings.max_connections)
+    registry = SessionRegistry.for_listener(settings)
     tls_context = server_tls_context(settings)
 
     def new_session() -> ReceptionSMTP:

@@ -11,7 +11,8 @@ enhanced status code added in `push`. We replace the verbs where we need differe
   the policy; aiosmtpd's own parser is lenient (comments, missing brackets).
 - VRFY/EXPN: never tell whether a mailbox exists.
 
-Limits: concurrent sessions (`connections`), idle and total time, error replies per session, line
+Limits: sessions in all and per client address, connection rate, idle time (shorter under stress;
+all in `connections`), total time, error replies per session, memory for message data, line
 length, message size (and recipients per message in `handler`).
 """
 
@@ -24,7 +25,9 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
 
 from services.submission import replies
-from services.submission.connections import SessionRegistry
+from services.submission.client_address import canonical_ip
+from services.submission.connections import Refusal, SessionRegistry
+from services.submission.data_budget import Reservation, declared_size
 from services.submission.headers import ClientInfo
 from services.submission.message_data import ConnectionClosedInData, read_message_data
 from services.submission.policy import RolePolicy
@@ -67,7 +70,7 @@ class ReceptionSMTP(SMTP):
         self.policy = policy
         self.auth = auth
         self.registry = registry
-        self._admitted = False
+        self._refusal: Refusal | None = None
         self._greeted = False
         self._closing = False
         self._in_data = False
@@ -94,7 +97,7 @@ class ReceptionSMTP(SMTP):
         super().connection_made(transport)
         if first:
             self._last_activity = self.loop.time()
-            self._admitted = self.registry.admit(self)
+            self._refusal = self.registry.admit(self, self.peer_ip())
             self._session_timer = self.loop.call_later(
                 self.settings.session_timeout_s, self.end_session, replies.SESSION_TOO_LONG
             )
@@ -106,9 +109,8 @@ class ReceptionSMTP(SMTP):
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
-        if not self._admitted:
-            refusal = replies.SHUTTING_DOWN if self.registry.stopping else replies.TOO_MANY_CONNECTIONS
-            await self._push_raw(refusal.format(host=self.hostname))
+        if self._refusal is not None:
+            await self._push_raw(self._refusal.reply(self.hostname, self.peer_ip()))
             self._close()
             return
         await super()._handle_client()
@@ -116,17 +118,24 @@ class ReceptionSMTP(SMTP):
     def _timeout_cb(self) -> None:
         # aiosmtpd restarts its idle timer per command; DATA lines only touch _last_activity (cheaper).
         idle = self.loop.time() - self._last_activity
-        if idle < self._timeout_duration and self._in_data:
-            self._reset_timeout(self._timeout_duration - idle)
+        if idle < self.registry.idle_timeout_s and self._in_data:
+            super()._reset_timeout(self.registry.idle_timeout_s - idle)
             return
         self.end_session(replies.IDLE_TIMEOUT)
+
+    def idle_timeout_changed(self) -> None:
+        """The listener went into stress mode: the shorter idle limit counts from the last activity."""
+        if self._closing or self._timeout_handle is None:
+            return
+        idle = self.loop.time() - self._last_activity
+        super()._reset_timeout(max(self.registry.idle_timeout_s - idle, 0.001))
 
     def _touch(self) -> None:
         self._last_activity = self.loop.time()
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         self._touch()
-        super()._reset_timeout(duration)
+        super()._reset_timeout(duration or self.registry.idle_timeout_s)  # shorter under stress
 
     @property
     def in_transaction(self) -> bool:
@@ -181,7 +190,7 @@ class ReceptionSMTP(SMTP):
 
     def peer_ip(self) -> str | None:
         peer = self.session.peer if self.session is not None else None
-        return peer[0] if isinstance(peer, tuple) and peer else None
+        return canonical_ip(peer[0]) if isinstance(peer, tuple) and peer else None
 
     def logged_in_user(self) -> str | None:
         """The canonical address the session authenticated as. (Not `auth_*`: aiosmtpd takes those
@@ -399,6 +408,20 @@ class ReceptionSMTP(SMTP):
             # With PIPELINING the client sends DATA before seeing RCPT replies (RFC 2920 §3.1).
             await self.push(replies.NO_VALID_RECIPIENTS if self.envelope.rcpt_attempts else replies.NEED_RCPT)
             return
+        reservation = self.registry.data_budget.reservation()
+        declared = declared_size(self.envelope.mail_options)
+        if declared is not None and not reservation.cover(declared):
+            # Refused before any data is sent; the transaction stays, so the client may try DATA again.
+            await self.push(replies.INSUFFICIENT_STORAGE)
+            return
+        try:
+            await self._receive_message(reservation)
+        finally:
+            reservation.release()
+
+    async def _receive_message(self, reservation: Reservation) -> None:
+        """354, the message (held within `reservation`), then the handler stores it and we answer."""
+        assert self.envelope is not None
         await self.push(replies.START_DATA)
         self._in_data = True
         try:
@@ -407,6 +430,7 @@ class ReceptionSMTP(SMTP):
                 max_size=self.settings.max_message_size,
                 max_line_length=self.settings.max_line_length,
                 on_progress=self._touch,
+                reservation=reservation,
             )
         except ConnectionClosedInData:
             self._close()

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.config.base import AuthClientSettings, ServiceSettings
 
@@ -43,6 +43,49 @@ class SubmissionSettings(ServiceSettings, AuthClientSettings):
     max_connections: int = Field(
         100, ge=1, description="Concurrent SMTP sessions; one more is greeted with 421 4.7.0 and closed."
     )
+    max_connections_per_ip: int = Field(
+        50,
+        ge=0,
+        description="Concurrent SMTP sessions from one client address; one more is greeted with "
+        "`421 4.7.0 Error: too many connections from <address>` and closed (Postfix: "
+        "smtpd_client_connection_count_limit, same default). Keep it well below `max_connections`, so one "
+        "address cannot take every slot. 0: no limit.",
+    )
+    max_connection_rate_per_ip: int = Field(
+        100,
+        ge=0,
+        description="Connections one client address may open per `connection_rate_window_s` (refused "
+        "ones count too); more are greeted with 421 4.7.0 and closed (Postfix: "
+        "smtpd_client_connection_rate_limit). A mail server reuses its connections, so 100 a minute is "
+        "far above what an honest client needs, and it stops one address from reconnecting to get around "
+        "the per-session limits. 0: no limit.",
+    )
+    connection_rate_window_s: float = Field(
+        60.0,
+        gt=0,
+        description="The time unit of `max_connection_rate_per_ip` (Postfix: anvil_rate_time_unit).",
+    )
+    stress_threshold_percent: int = Field(
+        80,
+        ge=1,
+        le=100,
+        description="Stress mode: while this share of `max_connections` is in use, the idle timeout is "
+        "`stress_idle_timeout_s` for every session, so a flood of idle connections is shed quickly "
+        "(Postfix's stress mode, which starts when all smtpd processes are busy).",
+    )
+    stress_idle_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="The idle timeout under stress (Postfix: smtpd_timeout = ${stress?10}:300s); "
+        "never longer than `idle_timeout_s`.",
+    )
+    max_data_memory: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Octets of message data all sessions together may hold in memory at once (the "
+        "messages being received and stored). DATA that would go over it gets `452 4.3.1 Error: "
+        "insufficient system storage`; the client retries later. At least `max_message_size`.",
+    )
     idle_timeout_s: float = Field(
         300.0, gt=0, description="A session that sends nothing for this long is closed with 421 4.4.2."
     )
@@ -79,6 +122,12 @@ class SubmissionSettings(ServiceSettings, AuthClientSettings):
         description="On SIGTERM: how long sessions in the middle of a transaction may take to finish "
         "before they are closed.",
     )
+
+    @model_validator(mode="after")
+    def _memory_holds_one_message(self) -> "SubmissionSettings":
+        if self.max_data_memory < self.max_message_size:
+            raise ValueError("YUBIN_MAX_DATA_MEMORY must be at least YUBIN_MAX_MESSAGE_SIZE")
+        return self
 
     @property
     def own_domain(self) -> str:

@@ -143,6 +143,24 @@ def test_connection_limit_per_client(user: str, start_pop3: Callable[..., Pop3Se
     second.close()
 
 
+def test_a_flood_from_one_address_leaves_room_for_the_others(start_pop3: Callable[..., Pop3Server]) -> None:
+    """The SMTP listeners' scenario (issue 9 §3) with POP3's defaults: 20 idle connections from one address,
+    the 21st refused, and a client at another address is served at once."""
+    server = start_pop3()
+    flood = [RawClient(server.host, server.port, source="127.0.0.2") for _ in range(20)]
+    try:
+        assert all(client.greeting.startswith(b"+OK") for client in flood)
+        refused = RawClient(server.host, server.port, source="127.0.0.2")
+        assert refused.greeting == b"-ERR [SYS/TEMP] Too many connections, try again later"
+        assert refused.closed()
+        other = RawClient(server.host, server.port, source="127.0.0.3")
+        assert other.greeting.startswith(b"+OK")
+        assert other.command("QUIT").startswith(b"+OK")
+    finally:
+        for client in flood:
+            client.close()
+
+
 def test_sigterm_ends_sessions_without_update_and_exits_0(
     site: Pop3Site, user: str, start_pop3: Callable[..., Pop3Server]
 ) -> None:

@@ -73,18 +73,23 @@ def base_env(auth: AuthService, redis_url: str, certificate: Certificate | None)
 
 
 def start_reception(
-    factory: Callable[..., ServiceProcess], role: str, env: dict[str, str], **overrides: str
+    factory: Callable[..., ServiceProcess],
+    role: str,
+    env: dict[str, str],
+    *,
+    host: str = HOST,
+    **overrides: str,
 ) -> Reception:
     port = free_port()
     full = {
         **env,
         "YUBIN_SMTP_ROLE": role,
-        "YUBIN_SMTP_HOST": HOST,
+        "YUBIN_SMTP_HOST": host,
         "YUBIN_SMTP_PORT": str(port),
         **overrides,
     }
-    process = factory("services.submission", full, wait_port=(HOST, port), name=role)
-    return Reception(role=role, host=HOST, port=port, process=process, env=full)
+    process = factory("services.submission", full, wait_port=(host, port), name=role)
+    return Reception(role=role, host=host, port=port, process=process, env=full)
 
 
 @dataclass
@@ -98,9 +103,9 @@ class Site:
     def client(self) -> redis.Redis:
         return self.redis.client()
 
-    def start(self, role: str, **overrides: str) -> Reception:
+    def start(self, role: str, *, host: str = HOST, **overrides: str) -> Reception:
         return start_reception(
-            self.factory, role, base_env(self.auth, self.redis.url, self.certificate), **overrides
+            self.factory, role, base_env(self.auth, self.redis.url, self.certificate), host=host, **overrides
         )
 
     def add_user(self, address: str, password: str = PASSWORD) -> str:

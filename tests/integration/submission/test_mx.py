@@ -2,6 +2,7 @@
 
 import re
 import smtplib
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -46,6 +47,31 @@ def queued_id(reply: bytes | str) -> str:
     match = re.search(r"queued as ([0-9A-F]+)", text)
     assert match, text
     return match.group(1)
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_ipv6_client_is_named_by_an_ipv6_address_literal(
+    site: Site, mx: Reception, clean_queues: redis.Redis
+) -> None:
+    """RFC 5321 §4.1.3: `[IPv6:::1]` in Received, and the limits count the client as `::1`."""
+    mx = site.start("mx", host="::1", YUBIN_MAX_CONNECTIONS_PER_IP="1")
+    with smtplib.SMTP(mx.host, mx.port, local_hostname="v6.remote.example", timeout=10) as client:
+        with RawSmtp(mx.host, mx.port) as second:
+            assert second.reply() == "421 4.7.0 mail.alpha.test Error: too many connections from ::1"
+        client.sendmail("someone@remote.example", [USER], MESSAGE)
+    [envelope] = all_envelopes(clean_queues)["local"]
+    assert envelope["client_addr"] == "::1"
+    received = body_of(clean_queues, envelope)[: -len(MESSAGE)].decode()
+    assert received.startswith("Received: from v6.remote.example ([IPv6:::1])\r\n")
 
 
 def test_accepts_mail_for_a_local_user(smtp: smtplib.SMTP, clean_queues: redis.Redis) -> None:

@@ -118,3 +118,17 @@ def test_a_utf8_message_id_is_kept_and_invalid_bytes_replaced() -> None:
     # (The email parser turned every non-ASCII byte into U+FFFD; an SMTPUTF8 Message-ID now survives.)
     parsed = headers.parse_headers(b"Message-ID: <a\xc3\xa9\xff@x>\r\n\r\n")
     assert headers.message_id_of(parsed) == "<a\u00e9\ufffd@x>"
+
+
+def test_received_header_names_an_ipv6_client_with_the_rfc_5321_address_literal() -> None:
+    """RFC 5321 §4.1.3: an IPv6 address literal is tagged `IPv6:`; IPv4-mapped clients are IPv4."""
+    field = headers.received_header(
+        client(address="2001:DB8:0:0::7"), by_host="mx.alpha.test", role="mx", queue_id="Q", now=NOW
+    )
+    assert field.startswith(b"Received: from laptop.example ([IPv6:2001:db8::7])\r\n")
+    mapped = headers.received_header(
+        client(address="::ffff:192.0.2.7"), by_host="mx.alpha.test", role="mx", queue_id="Q", now=NOW
+    )
+    assert mapped.startswith(b"Received: from laptop.example ([192.0.2.7])\r\n")
+    unknown = headers.received_header(client(address=None), by_host="h", role="mx", queue_id="Q", now=NOW)
+    assert unknown.startswith(b"Received: from laptop.example ([unknown])\r\n")
