@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from services.auth.addresses import InvalidAddress
 from services.auth.aliases import Aliases
+from services.auth.body_limit import BodyLimit
 from services.auth.deps import Parts
 from services.auth.directory import AlreadyExists, Directory, DirectoryError, DomainHasUsers, NotFound
 from services.auth.login import Logins
@@ -59,9 +60,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
         summary="Users, aliases and domains; admin API (/v1, admin token) and internal API (/internal/v1, service token).",
         version="1",
         lifespan=lifespan,
-        # The largest legitimate body is a login or a new user: well under this.
-        max_body_size=MAX_BODY_BYTES,
     )
+    # The largest legitimate body is a login or a new user: well under this.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.state.parts = parts
     for module in (domains, users, aliases, internal, health, queue):
         app.include_router(module.router)

@@ -24,39 +24,65 @@ class AuthSettings(ServiceSettings):
     auth_host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     auth_port: int = Field(8080, ge=1, le=65535, description="Port the HTTP server listens on.")
 
-    auth_user_max_failures: int = Field(
-        5,
+    # Login throttling (services/auth/throttle.py; docs/auth.md "Login throttling").
+    auth_pair_free_failures: int = Field(
+        3,
         ge=1,
-        description="Failed logins for one username within the failure window that lock the username "
-        "(counted the same whether or not the user exists).",
+        description="Failed logins of one username from one client network (IPv4 address, IPv6 /64) "
+        "before delays start: from this many on, each further attempt from there must wait "
+        "YUBIN_AUTH_DELAY_BASE_S, doubling with every failure. Counted the same whether or not the user "
+        "exists; a success from there clears it.",
     )
-    auth_ip_max_failures: int = Field(
-        5, ge=1, description="Failed logins from one client IP within the failure window that lock the IP."
+    auth_ip_free_failures: int = Field(
+        10,
+        ge=1,
+        description="Failed logins from one client network, any usernames, before that network is "
+        "delayed the same way. A success does not clear it. Networks that logged in as the username "
+        "recently (YUBIN_AUTH_KNOWN_NETWORK_S) are not held by it.",
     )
-    auth_ip_burst: int = Field(
-        20,
-        ge=0,
-        description="Logins from one client IP that may be checked at once beyond its failures left before "
-        "the lock: many users behind one NAT log in at the same time. A burst of guesses overshoots "
-        "YUBIN_AUTH_IP_MAX_FAILURES by at most this many. (For a username the limit is exact.)",
+    auth_user_free_failures: int = Field(
+        10,
+        ge=1,
+        description="Failed logins of one username from networks it has not logged in from recently, "
+        "before all such networks are delayed for it (a guesser spread over many addresses). Networks "
+        "that logged in as the username within YUBIN_AUTH_KNOWN_NETWORK_S are exempt, so this never "
+        "locks the user out of where they usually log in.",
     )
-    auth_login_wait_s: float = Field(
-        2.0,
-        ge=0,
-        description="How long a login waits while its username (or client IP) already has as many logins "
-        "being checked as it has failures left; then it is answered 503 (a temporary failure). Keep it "
-        "well under the clients' YUBIN_AUTH_TIMEOUT_S (seconds).",
+    auth_delay_base_s: float = Field(
+        1.0,
+        gt=0,
+        description="The first delay once a counter's free failures are used up; it doubles with each "
+        "further failure, including attempts refused during a delay (seconds).",
+    )
+    auth_delay_max_s: float = Field(
+        900.0, gt=0, description="The longest delay: the doubling stops here (seconds)."
     )
     auth_failure_window_s: int = Field(
         900,
         ge=1,
-        description="Failures are counted in windows of this length, from the first failure (seconds).",
+        description="A counter's failures are forgotten this long after the last delay they caused has "
+        "run out (seconds).",
     )
-    auth_lock_s: int = Field(
-        900,
+    auth_known_network_s: int = Field(
+        30 * 24 * 3600,
         ge=1,
-        description="How long a locked username or client IP is refused without even checking the "
-        "password (seconds).",
+        description="How long a successful login makes its client network known for the username: "
+        "exempt from the username's and the network's own counters, held only by its own (username, "
+        "network) counter (seconds; default 30 days).",
+    )
+    auth_ip_burst: int = Field(
+        20,
+        ge=0,
+        description="Logins from one client network that may be checked at once beyond its failures "
+        "left: many users behind one NAT log in at the same time. A burst of guesses overshoots "
+        "YUBIN_AUTH_IP_FREE_FAILURES by at most this many. (For the other counters the bound is exact.)",
+    )
+    auth_login_wait_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a login waits while one of its counters already has as many logins being "
+        "checked as it has failures left; then it is answered 503 (a temporary failure). Keep it well "
+        "under the clients' YUBIN_AUTH_TIMEOUT_S (seconds).",
     )
 
     auth_password_min_length: int = Field(
@@ -97,6 +123,12 @@ class AuthSettings(ServiceSettings):
         description="Most final recipients one alias may expand to; more makes it expand to nothing, so "
         "its mail is refused (Postfix: virtual_alias_expansion_limit).",
     )
+
+    @model_validator(mode="after")
+    def _delays_are_ordered(self) -> "AuthSettings":
+        if self.auth_delay_max_s < self.auth_delay_base_s:
+            raise ValueError("YUBIN_AUTH_DELAY_MAX_S must be at least YUBIN_AUTH_DELAY_BASE_S")
+        return self
 
     @model_validator(mode="after")
     def _tokens_are_strong_and_distinct(self) -> "AuthSettings":

@@ -53,3 +53,26 @@ async def internal(app) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=app), base_url="http://auth", headers=headers
     ) as client:
         yield client
+
+
+FAILED = {"ok": False, "address": None, "throttled": False, "retry_after_s": None}
+
+
+def login(username: str, password: str, client_ip: str | None = "192.0.2.1") -> dict:
+    """A body for POST /internal/v1/verify."""
+    return {"username": username, "password": password, "service": "submission", "client_ip": client_ip}
+
+
+@pytest.fixture
+async def bob(admin) -> str:
+    assert (await admin.post("/v1/domains", json={"name": "alpha.test"})).is_success
+    body = {"address": "bob@alpha.test", "password": "bobs-password", "quota_bytes": 1000}
+    assert (await admin.post("/v1/users", json=body)).is_success
+    return "bob@alpha.test"
+
+
+@pytest.fixture
+def verifications(app) -> Callable[[], int]:
+    """How many password hashes the app has checked so far."""
+    passwords = app.state.parts.passwords
+    return lambda: passwords.verifications
