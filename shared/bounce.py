@@ -26,17 +26,6 @@ def route_for(address: str, local_domains: set[str]) -> str:
     return LOCAL_DELIVERY if domain in {d.lower() for d in local_domains} else OUTBOUND
 
 
-def delay_notice_due(envelope: Envelope, now: float, warn_after_s: float) -> bool:
-    """Whether a deferred `envelope` now gets its one "delayed" DSN: `warn_after_s` (0 = never) after
-    acceptance, not yet sent, and not for a bounce (the null sender gets no DSN)."""
-    return (
-        warn_after_s > 0
-        and not envelope.delay_notified
-        and not envelope.is_bounce
-        and now - envelope.received_at.timestamp() >= warn_after_s
-    )
-
-
 def stage_bounce(
     pipe: Pipeline,
     envelope: Envelope,

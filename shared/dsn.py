@@ -1,4 +1,4 @@
-"""Delivery Status Notifications (RFC 3464): the message that tells a sender their mail failed or is late.
+r"""Delivery Status Notifications (RFC 3464): the message that tells a sender their mail failed or is late.
 
 A DSN is a `multipart/report; report-type=delivery-status` (RFC 6522) with three parts:
 1. text/plain for people: what happened to which recipient,
@@ -8,8 +8,16 @@ A DSN is a `multipart/report; report-type=delivery-status` (RFC 6522) with three
 
 It is sent from the null sender and marked `Auto-Submitted: auto-replied` (RFC 3834), so no well-behaved
 system answers it; `shared.bounce` decides whether to send one at all.
+
+Internationalized addresses (RFC 6533): an address that is not ASCII is typed `utf-8` in the
+message/delivery-status part, in its 7-bit `utf-8-addr-xtext` form (`utf-8; j\x{F6}rg@example.test`), never
+as an RFC 2047 encoded-word (which is not allowed in an address). The part stays message/delivery-status, so
+every DSN reader can parse it, and a DSN to an ASCII sender stays 7-bit (the text part and UTF-8 original
+headers are quoted-printable; the headers then as message/global-headers, RFC 6533 §6.3). A DSN to a
+non-ASCII sender is itself an internationalized message (RFC 6532: raw UTF-8 in its To: header).
 """
 
+import quopri
 import re
 from datetime import datetime
 from email import policy
@@ -33,11 +41,31 @@ def original_headers(original: bytes) -> str:
     return head.decode("utf-8", errors="replace").replace("\r\n", "\n") + "\n"
 
 
+def _embedded(char: str) -> str:
+    # RFC 6533 §3 EmbeddedUnicodeChar: "\x{" HEXPOINT "}", upper-case hex, at least two digits.
+    return f"\\x{{{ord(char):02X}}}"
+
+
+def utf8_addr_xtext(address: str) -> str:
+    """RFC 6533 utf-8-addr-xtext: QCHARs as they are; anything else (non-ASCII, controls, space, "\\",
+    "+", "=") as an EmbeddedUnicodeChar."""
+    return "".join(c if "!" <= c <= "~" and c not in "\\+=" else _embedded(c) for c in address)
+
+
+def typed_address(address: str) -> str:
+    """An address with its RFC 3464 address type: `rfc822; a@b`, or `utf-8; <xtext>` when not ASCII."""
+    if address.isascii():
+        return f"rfc822; {address}"
+    return f"utf-8; {utf8_addr_xtext(address)}"
+
+
 def _diagnostic_code(diagnostic: str) -> str:
     # RFC 3464 §2.3.6: the diagnostic-type says how to read the text. A remote reply is "smtp"; our own
     # explanations (no MX, expired, mailbox full) use an X- type, as Postfix does with "X-Postfix".
     kind = "smtp" if _SMTP_REPLY.match(diagnostic) else "X-Yubin"
-    return f"{kind}; {' '.join(diagnostic.split())}"
+    # message/delivery-status is ASCII: a UTF-8 reply keeps its non-ASCII characters as \x{..}.
+    text = "".join(c if c.isascii() else _embedded(c) for c in " ".join(diagnostic.split()))
+    return f"{kind}; {text}"
 
 
 def _human_text(
@@ -85,8 +113,8 @@ def _status_blocks(
         block = EmailMessage(policy=policy.SMTP)
         original = envelope.original_recipients.get(status.recipient)
         if original:  # the alias the sender wrote, before expansion (RFC 3464 §2.3.1)
-            block["Original-Recipient"] = f"rfc822; {original}"
-        block["Final-Recipient"] = f"rfc822; {status.recipient}"
+            block["Original-Recipient"] = typed_address(original)
+        block["Final-Recipient"] = typed_address(status.recipient)
         block["Action"] = "delayed" if delayed else "failed"
         block["Status"] = status.status
         if status.remote_mta:
@@ -115,14 +143,16 @@ def build_dsn(
     body is still there; only its header is included.
     """
     until = format_datetime(will_retry_until) if will_retry_until else None
-    report = EmailMessage(policy=policy.SMTP)
+    # To a non-ASCII sender the DSN is an internationalized message (RFC 6532): its To: is raw UTF-8.
+    report = EmailMessage(policy=policy.SMTP if envelope.sender.isascii() else policy.SMTPUTF8)
     report["From"] = f'"Mail Delivery System" <MAILER-DAEMON@{reporting_mta}>'
     report["To"] = envelope.sender
     report["Subject"] = DELAYED_SUBJECT if delayed else FAILED_SUBJECT
     report["Date"] = format_datetime(utcnow())
     report["Message-ID"] = make_msgid(domain=reporting_mta)
     report["Auto-Submitted"] = "auto-replied"
-    report.set_content(_human_text(envelope, statuses, reporting_mta, delayed, until))
+    text = _human_text(envelope, statuses, reporting_mta, delayed, until)
+    report.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
     # make_mixed moves the text into a first subpart; then the container becomes the report (RFC 6522).
     report.make_mixed()
     report.set_type("multipart/report")
@@ -136,9 +166,20 @@ def build_dsn(
     report.attach(status_part)
 
     if original is not None:
-        headers_part = EmailMessage(policy=policy.SMTP)
-        headers_part.set_content(original_headers(original), subtype="rfc822-headers")
-        del headers_part["MIME-Version"]  # set_content adds it; only the top level needs one
-        headers_part["Content-Description"] = "Undelivered Message Headers"
-        report.attach(headers_part)
-    return report.as_bytes(policy=policy.SMTP)
+        report.attach(_headers_part(original_headers(original)))
+    return report.as_bytes(policy=report.policy)
+
+
+def _headers_part(headers: str) -> EmailMessage:
+    part = EmailMessage(policy=policy.SMTP)
+    if headers.isascii():
+        part.set_content(headers, subtype="rfc822-headers")
+        del part["MIME-Version"]  # set_content adds it; only the top level needs one
+    else:
+        # UTF-8 headers (RFC 6532) are message/global-headers (RFC 6533 §6.3), quoted-printable so the
+        # DSN stays 7-bit for a sender whose server has neither SMTPUTF8 nor 8BITMIME.
+        part["Content-Type"] = "message/global-headers"
+        part["Content-Transfer-Encoding"] = "quoted-printable"
+        part.set_payload(quopri.encodestring(headers.replace("\n", "\r\n").encode()).decode("ascii"))
+    part["Content-Description"] = "Undelivered Message Headers"
+    return part

@@ -4,7 +4,7 @@ import asyncio
 import logging
 
 from services.delivery.handler import Deliverer
-from services.delivery.retry_queue import RetryQueue
+from services.delivery.retry_queue import delivery_retry_queue
 from shared.auth_client import AuthClient
 from shared.bus import Consumer, run_consumer
 from shared.config.delivery import DeliverySettings
@@ -26,12 +26,11 @@ async def main() -> None:
     try:
         async with AuthClient(settings) as auth:
             consumer = Consumer(redis, LOCAL_DELIVERY, DELIVERY_GROUP, settings)
-            deliverer = Deliverer(settings, redis, auth, consumer)
+            retry = delivery_retry_queue(redis)
+            deliverer = Deliverer(settings, redis, auth, consumer, retry)
             # The reconciliation: whatever drifted is counted afresh, mailbox by mailbox, on next use.
             await MailboxUsage(redis).forget_all()
-            scheduler = asyncio.create_task(
-                RetryQueue(redis).run_scheduler(stop, settings.delivery_scheduler_poll_s)
-            )
+            scheduler = asyncio.create_task(retry.run(stop, settings.delivery_scheduler_poll_s))
             log.info(
                 "delivery started",
                 extra={"mail_root": str(settings.mail_root), "consumer": consumer.name},

@@ -31,11 +31,11 @@ from redis.asyncio.client import Pipeline
 
 from services.delivery import mailbox_files
 from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
-from services.delivery.retry_queue import stage_defer
+from services.delivery.retry_queue import delivery_retry_queue
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.body_store import BODY_KEY, RedisBodyStore, holder
-from shared.bounce import delay_notice_due, stage_bounce
+from shared.bounce import stage_bounce
 from shared.bus import Consumer, Entry, stage_publish
 from shared.config.delivery import DeliverySettings
 from shared.log import log_context
@@ -49,6 +49,7 @@ from shared.maildir import (
     wire_size,
 )
 from shared.models import Envelope, RecipientState, RecipientStatus, TraceEvent
+from shared.retry_queue import RetryQueue, expire
 from shared.streams import LOCAL_DELIVERY, TRACE, TRACE_MAXLEN
 
 log = logging.getLogger(__name__)
@@ -111,24 +112,20 @@ def _failed(recipient: str, status: str, diagnostic: str) -> Outcome:
     )
 
 
-def _expired(status: RecipientStatus, lifetime_s: float) -> RecipientStatus:
-    # The last temporary reason becomes the permanent one (4.2.2 mailbox full → 5.2.2), as the DSN says why.
-    return status.model_copy(
-        update={
-            "state": RecipientState.FAILED,
-            "status": "5" + status.status[1:],
-            "diagnostic": f"{status.diagnostic} (gave up after {lifetime_s:g} s)",
-        }
-    )
-
-
 class Deliverer:
     """The LOCAL_DELIVERY handler (`handle`) for `shared.bus.run_consumer`."""
 
     def __init__(
-        self, settings: DeliverySettings, redis: Redis, auth: AuthClient, consumer: Consumer
+        self,
+        settings: DeliverySettings,
+        redis: Redis,
+        auth: AuthClient,
+        consumer: Consumer,
+        retry: RetryQueue | None = None,
     ) -> None:
         self.settings = settings
+        self.retry = retry or delivery_retry_queue(redis)
+        self.policy = settings.retry_policy
         self.redis = redis
         self.auth = auth
         self.consumer = consumer
@@ -296,18 +293,16 @@ class Deliverer:
 
     async def finish(self, entry: Entry, envelope: Envelope, body: bytes, outcomes: list[Outcome]) -> None:
         """Trace, bounce, defer or release, and acknowledge: all in one MULTI."""
-        expires_at = envelope.received_at.timestamp() + self.settings.delivery_lifetime_s
         now = time.time()
+        attempts = envelope.attempts + 1
         failed = [o.status for o in outcomes if o.status.state == RecipientState.FAILED]
         deferred = [o.status for o in outcomes if o.status.state == RecipientState.DEFERRED]
-        if deferred and now >= expires_at:
-            failed += [_expired(s, self.settings.delivery_lifetime_s) for s in deferred]
+        if deferred and self.policy.expired(envelope, now):
+            failed += expire(deferred, attempts)
             deferred = []
-        notify_delay = bool(deferred) and delay_notice_due(
-            envelope, now, self.settings.delivery_delay_warning_s
-        )
-        notify = bool(failed) or notify_delay
-        local_domains = await self._domains() if notify and not envelope.is_bounce else set()
+        delay_notice = bool(deferred) and self.policy.delay_notice_due(envelope, now)
+        needs_domains = (failed or delay_notice) and not envelope.is_bounce
+        local_domains = await self._domains() if needs_domains else set()
 
         async with self.redis.pipeline(transaction=True) as pipe:
             for outcome in outcomes:
@@ -363,14 +358,24 @@ class Deliverer:
                     },
                 )
             if deferred:
-                due = min(now + self._retry_delay(envelope.attempts), expires_at)
+                due = self.policy.next_due(envelope, attempts, now)
                 retry = envelope.model_copy(
-                    update={"recipients": [s.recipient for s in deferred], "attempts": envelope.attempts + 1}
+                    update={"recipients": [s.recipient for s in deferred], "attempts": attempts}
                 )
-                if notify_delay:
+                if delay_notice:
+                    stage_bounce(
+                        pipe,
+                        envelope,
+                        deferred,
+                        body,
+                        self.settings.hostname,
+                        local_domains=local_domains,
+                        delayed=True,
+                        will_retry_until=datetime.fromtimestamp(self.policy.expires_at(envelope), UTC),
+                        service="delivery",
+                    )
                     retry = retry.model_copy(update={"delay_notified": True})
-                    self._stage_delay_notice(pipe, envelope, deferred, body, local_domains, expires_at)
-                stage_defer(pipe, retry, due)
+                self.retry.stage_defer(pipe, retry, due)
                 detail = {
                     "recipients": retry.recipients,
                     "statuses": [s.status for s in deferred],
@@ -383,32 +388,8 @@ class Deliverer:
                 self.bodies.stage_release(pipe, envelope.body_id, holder(LOCAL_DELIVERY, envelope.queue_id))
             self.consumer.stage_ack(pipe, entry)
             await pipe.execute()
-
-    def _stage_delay_notice(
-        self,
-        pipe: Pipeline,
-        envelope: Envelope,
-        deferred: list[RecipientStatus],
-        body: bytes,
-        local_domains: set[str],
-        expires_at: float,
-    ) -> None:
-        """The one "delayed" DSN (RFC 3464 Action: delayed), as the relay sends it."""
-        stage_bounce(
-            pipe,
-            envelope,
-            deferred,
-            body,
-            self.settings.hostname,
-            local_domains=local_domains,
-            delayed=True,
-            will_retry_until=datetime.fromtimestamp(expires_at, UTC),
-            service="delivery",
-        )
-
-    def _retry_delay(self, attempts_before: int) -> float:
-        delays = self.settings.delivery_retry_delays_s
-        return delays[min(attempts_before, len(delays) - 1)]
+        if deferred:
+            self.retry.notify()
 
     async def _domains(self) -> set[str]:
         """The local domains (routing the bounce); the last known list if the auth service is down."""

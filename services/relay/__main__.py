@@ -15,7 +15,7 @@ from services.relay.delivery import DomainDelivery
 from services.relay.handler import RelayHandler
 from services.relay.local_domains import LocalDomains
 from services.relay.mx import DnsLookup, make_resolver
-from services.relay.retry import RetryQueue, run_scheduler
+from services.relay.retry import relay_retry_queue
 from services.relay.smtp_session import SessionOptions, client_tls_context
 from shared.auth_client import AuthClient
 from shared.bus import Consumer, run_consumer
@@ -68,9 +68,8 @@ async def run(settings: RelaySettings) -> None:
     stop = stop_on_signals()
     redis = connect(settings.redis_url)
     consumer = Consumer(redis, OUTBOUND, RELAY_GROUP, settings)
-    retry = RetryQueue(redis, OUTBOUND)
-    wake = asyncio.Event()
-    scheduler = asyncio.create_task(run_scheduler(retry, stop, wake, settings.relay_scheduler_max_sleep_s))
+    retry = relay_retry_queue(redis)
+    scheduler = asyncio.create_task(retry.run(stop, settings.relay_scheduler_max_sleep_s))
     connections = connection_cache(settings)
     try:
         await consumer.ensure_group()  # so the group exists once we say "started"
@@ -85,7 +84,6 @@ async def run(settings: RelaySettings) -> None:
                 domain_delivery(settings, connections),
                 retry,
                 LocalDomains(auth, settings.relay_domains_cache_s),
-                wake,
             )
             log.info(
                 "relay started",

@@ -22,32 +22,17 @@ from redis.asyncio import Redis
 
 from services.relay.delivery import DomainDelivery, domain_of, smtp_path_ok
 from services.relay.local_domains import LocalDomains
-from services.relay.retry import RetryQueue, backoff_delay
 from services.relay.sent_record import SentRecord
 from shared.body_store import BODY_KEY, RedisBodyStore, holder
-from shared.bounce import delay_notice_due, stage_bounce
+from shared.bounce import stage_bounce
 from shared.bus import Consumer, Entry, stage_publish
 from shared.config.relay import RelaySettings
 from shared.log import log_context
 from shared.models import Envelope, RecipientState, RecipientStatus, TraceEvent
+from shared.retry_queue import RetryQueue, expire
 from shared.streams import OUTBOUND, TRACE, TRACE_MAXLEN
 
 log = logging.getLogger(__name__)
-
-
-def expire(statuses: list[RecipientStatus], attempts: int) -> list[RecipientStatus]:
-    """Deferred recipients of a message too old to retry become failures (RFC 3463 4.4.7), with the
-    last error kept so the sender learns why."""
-    return [
-        s.model_copy(
-            update={
-                "state": RecipientState.FAILED,
-                "status": "4.4.7",
-                "diagnostic": f"delivery time expired after {attempts} attempts; last error: {s.diagnostic}",
-            }
-        )
-        for s in statuses
-    ]
 
 
 class RelayHandler:
@@ -59,7 +44,6 @@ class RelayHandler:
         delivery: DomainDelivery,
         retry: RetryQueue,
         local_domains: LocalDomains,
-        wake_scheduler: asyncio.Event,
         rng: random.Random | None = None,
     ) -> None:
         self.redis = redis
@@ -69,7 +53,7 @@ class RelayHandler:
         self.delivery = delivery
         self.retry = retry
         self.local_domains = local_domains
-        self.wake_scheduler = wake_scheduler
+        self.policy = settings.retry_policy
         self.rng = rng or random.Random()
         self.sent = SentRecord(redis, settings.relay_sent_record_ttl_s)
 
@@ -169,11 +153,11 @@ class RelayHandler:
     ) -> None:
         now = time.time()
         attempts = envelope.attempts + 1
-        expires_at = envelope.received_at.timestamp() + self.settings.relay_max_queue_lifetime_s
+        expires_at = self.policy.expires_at(envelope)
         delivered = [s for s in statuses if s.state == RecipientState.DELIVERED]
         failed = [s for s in statuses if s.state == RecipientState.FAILED]
         deferred = [s for s in statuses if s.state == RecipientState.DEFERRED]
-        if deferred and now >= expires_at:
+        if deferred and self.policy.expired(envelope, now):
             failed += expire(deferred, attempts)
             deferred = []
 
@@ -190,7 +174,7 @@ class RelayHandler:
                 retry = envelope.model_copy(
                     update={"recipients": [s.recipient for s in deferred], "attempts": attempts}
                 )
-                if self._delay_notice_due(envelope, now):
+                if self.policy.delay_notice_due(envelope, now):
                     stage_bounce(
                         pipe,
                         envelope,
@@ -202,7 +186,7 @@ class RelayHandler:
                         will_retry_until=datetime.fromtimestamp(expires_at, UTC),
                     )
                     retry = retry.model_copy(update={"delay_notified": True})
-                due = min(now + self._backoff(attempts), expires_at)
+                due = self.policy.next_due(envelope, attempts, now, self.rng)
                 self.retry.stage_defer(pipe, retry, due)
             else:
                 # Nothing left to do: let go of the body (the last holder deletes it).
@@ -223,7 +207,7 @@ class RelayHandler:
             await pipe.execute()
 
         if deferred:
-            self.wake_scheduler.set()
+            self.retry.notify()
         log.info(
             "attempt finished",
             extra={
@@ -233,14 +217,6 @@ class RelayHandler:
                 "deferred": [s.recipient for s in deferred],
                 "bounce_queue_id": bounce.queue_id if bounce else None,
             },
-        )
-
-    def _delay_notice_due(self, envelope: Envelope, now: float) -> bool:
-        return delay_notice_due(envelope, now, self.settings.relay_delay_warning_s)
-
-    def _backoff(self, attempts: int) -> float:
-        return backoff_delay(
-            attempts, self.settings.relay_retry_schedule_s, self.settings.relay_retry_jitter, self.rng
         )
 
     def _event(self, envelope: Envelope, event: str, detail: dict[str, Any]) -> TraceEvent:

@@ -20,6 +20,7 @@ import aiosmtplib
 from aiosmtplib import SMTP, SMTPResponse
 
 from services.relay.connection_cache import Connection, ConnectionCache, Destination, quit_politely
+from services.relay.message_needs import MessageNeeds, ascii_address, message_needs
 from shared.models import RecipientState, RecipientStatus
 
 # RFC 3463 enhanced status code at the start of a reply text, e.g. "5.1.1 <bob@x>: no such user".
@@ -60,7 +61,17 @@ Accepted = Callable[[list[RecipientStatus]], Awaitable[None]]
 
 
 class StartTlsFailed(Exception):
-    """The TLS handshake after STARTTLS failed; the caller may try again without TLS."""
+    """The TLS handshake after STARTTLS failed; the caller may try again without TLS (opportunistic TLS
+    only: with `tls_verify` the failure is `TlsRequired` and nothing is sent in plain text)."""
+
+
+class TlsRequired(Exception):
+    """With certificate verification on, TLS is mandatory (Postfix's `smtp_tls_security_level = verify`):
+    an untrusted certificate (4.7.5) or a server without STARTTLS (4.7.4) defers the mail for this host."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 @dataclass
@@ -83,6 +94,12 @@ class SessionOptions:
     tls_verify: bool
     tls_context: ssl.SSLContext | None = None
     """Built once at start-up (`client_tls_context`): building one per connection costs ~tens of ms."""
+
+    @property
+    def tls_required(self) -> bool:
+        """Verification on means TLS on: a verified channel that may fall back to plain text is none."""
+        return self.starttls and self.tls_verify
+
     source_address: str | None = None
     """Bind outgoing connections to this local address (None: the system picks)."""
 
@@ -105,15 +122,65 @@ def _all(
     ]
 
 
-def _mail_options(smtp: SMTP, sender: str, recipients: list[str], body: bytes) -> list[str]:
+def _mail_options(smtp: SMTP, body: bytes, needs: MessageNeeds, smtputf8: bool) -> list[str]:
+    """MAIL FROM parameters; `_unsendable` has already made sure the server can take what we ask for."""
     options: list[str] = []
     if smtp.supports_extension("size"):
         options.append(f"SIZE={len(body)}")
-    if smtp.supports_extension("8bitmime") and not body.isascii():
+    if needs.eight_bit and smtp.supports_extension("8bitmime"):
         options.append("BODY=8BITMIME")
-    if smtp.supports_extension("smtputf8") and not all(a.isascii() for a in [sender, *recipients]):
+    if smtputf8:
         options.append("SMTPUTF8")
     return options
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How this server gets the message: the RCPT address per recipient, and whether SMTPUTF8 is used."""
+
+    smtputf8: bool
+    needs: MessageNeeds
+    rcpt: dict[str, str]
+    mail_from: str
+    refused: list[RecipientStatus]
+
+
+def _plan(smtp: SMTP, sender: str, recipients: list[str], body: bytes, mx_name: str) -> _Plan:
+    """Match what the message needs to what the server offers (see `message_needs`): never downgrade.
+
+    Without SMTPUTF8 a recipient whose local part is not ASCII fails alone (5.6.7) and the others go on;
+    a sender or header section that needs it fails the whole message (5.6.7); an 8-bit message for a
+    server without 8BITMIME fails (5.6.3; we do not convert, see docs/relay.md)."""
+    needs = message_needs(body)
+    offers_utf8 = smtp.supports_extension("smtputf8")
+
+    def fail_all(status: str, reason: str) -> _Plan:
+        return _Plan(
+            False, needs, {}, sender, _all(recipients, RecipientState.FAILED, status, reason, mx_name)
+        )
+
+    if needs.eight_bit and not (offers_utf8 or smtp.supports_extension("8bitmime")):
+        return fail_all("5.6.3", f"message has 8-bit content, but host {mx_name} does not offer 8BITMIME")
+    if offers_utf8:
+        utf8 = needs.utf8_headers or not all(a.isascii() for a in [sender, *recipients])
+        return _Plan(utf8, needs, {r: r for r in recipients}, sender, [])
+    why = f"SMTPUTF8 is required, but was not offered by host {mx_name}"
+    mail_from = ascii_address(sender) if sender else sender
+    if mail_from is None:
+        return fail_all("5.6.7", f"{why} (non-ASCII sender address)")
+    if needs.utf8_headers:
+        return fail_all("5.6.7", f"{why} (non-ASCII message header)")
+    rcpt: dict[str, str] = {}
+    refused: list[RecipientStatus] = []
+    for recipient in recipients:
+        form = ascii_address(recipient)
+        if form is None:
+            refused += _all(
+                [recipient], RecipientState.FAILED, "5.6.7", f"{why} (non-ASCII address)", mx_name
+            )
+        else:
+            rcpt[recipient] = form
+    return _Plan(False, needs, rcpt, mail_from, refused)
 
 
 def _size_limit(smtp: SMTP) -> int:
@@ -127,18 +194,27 @@ async def _greet(smtp: SMTP, options: SessionOptions, mx_name: str, use_tls: boo
     try:
         await smtp.ehlo()
     except aiosmtplib.SMTPHeloError:
-        await smtp.helo()
-        return False
+        await smtp.helo()  # no EHLO, no extensions: no STARTTLS either
     if use_tls and options.starttls and smtp.supports_extension("starttls"):
         try:
             await smtp.starttls(
                 server_hostname=mx_name, validate_certs=options.tls_verify, tls_context=options.tls_context
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
+            if options.tls_required:
+                # Never fall back to plain text: that is exactly what an attacker who breaks the handshake
+                # wants. The message waits (4.7.5, "cryptographic failure", RFC 3463) or tries another MX.
+                raise TlsRequired("4.7.5", f"TLS with {mx_name} failed: {_describe(exc)}") from exc
             raise StartTlsFailed(str(exc)) from exc
         await smtp.ehlo()  # RFC 3207: forget what was learned before TLS
         return True
+    if options.tls_required:
+        raise TlsRequired("4.7.4", f"TLS is required, but was not offered by host {mx_name}")
     return False
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _source(options: SessionOptions, address: str) -> tuple[str, int] | None:
@@ -167,7 +243,7 @@ async def _open(address: str, mx_name: str, options: SessionOptions, use_tls: bo
     try:
         await smtp.connect(timeout=options.connect_timeout)
         connection.tls = await _greet(smtp, options, mx_name, use_tls)
-    except (aiosmtplib.SMTPException, OSError) as exc:  # timeouts are OSErrors too
+    except (aiosmtplib.SMTPException, OSError, TlsRequired) as exc:  # timeouts are OSErrors too
         smtp.close()
         raise _OpenFailed(exc, connection.tls) from exc
     except BaseException:  # StartTlsFailed (the caller retries without TLS), cancellation
@@ -273,25 +349,33 @@ async def _transaction(
                 _all(recipients, RecipientState.FAILED, "5.3.4", reply, mx_name), False, reply, tls
             )
 
-        mail_options = _mail_options(smtp, sender, recipients, body)
-        encoding = "utf-8" if "SMTPUTF8" in mail_options else "ascii"
+        plan = _plan(smtp, sender, recipients, body, mx_name)
+        statuses: dict[str, RecipientStatus] = {s.recipient: s for s in plan.refused}
+        if not plan.rcpt:  # nothing this server can take: no transaction was started
+            return SessionResult(
+                [statuses[r] for r in recipients], False, plan.refused[-1].diagnostic or "", tls
+            )
+        mail_options = _mail_options(smtp, body, plan.needs, plan.smtputf8)
+        encoding = "utf-8" if plan.smtputf8 else "ascii"
         try:
-            await smtp.mail(sender, options=mail_options, encoding=encoding)
+            await smtp.mail(plan.mail_from, options=mail_options, encoding=encoding)
         except aiosmtplib.SMTPSenderRefused as exc:
-            refused = [status_from_reply(r, exc.code, exc.message, mx_name) for r in recipients]
-            return SessionResult(refused, False, reply_text(exc.code, exc.message), tls)
+            for recipient in plan.rcpt:
+                statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
+            return SessionResult(
+                [statuses[r] for r in recipients], False, reply_text(exc.code, exc.message), tls
+            )
 
-        statuses: dict[str, RecipientStatus] = {}
         accepted: list[str] = []
-        for recipient in recipients:
+        for recipient, address in plan.rcpt.items():
             try:
-                await smtp.rcpt(recipient, encoding=encoding)
+                await smtp.rcpt(address, encoding=encoding)
                 accepted.append(recipient)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
         if not accepted:
             last = next(reversed(statuses.values()))
-            return SessionResult(list(statuses.values()), False, last.diagnostic or "", tls)
+            return SessionResult([statuses[r] for r in recipients], False, last.diagnostic or "", tls)
 
         data_sent = True  # from here on the server may have the message (RFC 1047): never send it again
         try:
@@ -312,6 +396,14 @@ async def _transaction(
         return SessionResult(
             _all(recipients, state, enhanced_status(exc.code, exc.message), reply, mx_name), False, reply, tls
         )
+    except UnicodeError as exc:
+        # `_plan` sends nothing a server cannot take, so this is a bug; still never crash the relay (the
+        # entry would end in the dead-letter stream with no DSN): nothing was delivered, say why.
+        smtp.close()
+        reply = f"address cannot be sent to {mx_name}: {exc}"
+        return SessionResult(
+            _all(recipients, RecipientState.FAILED, "5.6.7", reply, mx_name), False, reply, tls
+        )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         smtp.close()
         if connection.transactions and not data_sent:
@@ -330,6 +422,11 @@ def _failure(
     transaction_started: bool,
     tls: bool,
 ) -> SessionResult:
+    if isinstance(exc, TlsRequired):
+        # Not this host, maybe the next one; else the message waits for a server we can trust.
+        return SessionResult(
+            _all(recipients, RecipientState.DEFERRED, exc.status, str(exc), mx_name), True, str(exc), tls
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         # A bad greeting or EHLO/HELO reply: the next host may do better.
         reply = reply_text(exc.code, exc.message)
@@ -339,7 +436,7 @@ def _failure(
             _all(recipients, state, status, reply, mx_name), not transaction_started, reply, tls
         )
     # No connection, a timeout, or the connection dropped: nothing was accepted, try again later.
-    reply = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    reply = _describe(exc)
     status = "4.4.1" if not transaction_started else "4.4.2"
     return SessionResult(
         _all(recipients, RecipientState.DEFERRED, status, f"{address}: {reply}", mx_name),

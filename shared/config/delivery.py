@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.config.base import AuthClientSettings, BusSettings, ServiceSettings
+from shared.retry_queue import RetryPolicy
 
 
 class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
@@ -19,13 +20,20 @@ class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
         5 * 86400,
         gt=0,
         description="How long a recipient that cannot take the message yet (over quota, auth service "
-        "down, disk error) is retried, counted from acceptance; then the message bounces (seconds).",
+        "down, disk error) is retried, counted from acceptance; then the message bounces (seconds; "
+        "Action: failed, with the last temporary status). The relay's is relay_max_queue_lifetime_s.",
     )
     delivery_retry_delays_s: list[float] = Field(
         [60, 300, 900, 1800, 3600],
         min_length=1,
         description="Waits before the 1st, 2nd, ... retry of a deferred recipient (seconds, JSON list); "
-        "the last one repeats until the lifetime ends.",
+        "the last one repeats until the lifetime ends. The relay's is relay_retry_schedule_s.",
+    )
+    delivery_retry_jitter: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Each retry wait is randomized by ± this fraction, so retries spread out.",
     )
     delivery_delay_warning_s: float = Field(
         4 * 3600.0,
@@ -36,9 +44,27 @@ class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
     delivery_scheduler_poll_s: float = Field(
         5.0,
         gt=0,
-        description="Longest wait between two looks at the deferred queue for envelopes that are due "
-        "(seconds). Retries are never later than their due time plus this.",
+        description="The retry scheduler sleeps until the earliest due retry, but wakes at least this often "
+        "(seconds; another replica may have scheduled an earlier one).",
     )
+
+    @field_validator("delivery_retry_delays_s", mode="after")
+    @classmethod
+    def _schedule_positive(cls, value: list[float]) -> list[float]:
+        if any(wait <= 0 for wait in value):
+            raise ValueError("the retry schedule needs waits above 0")
+        return value
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The one retry policy (`shared.retry_queue`), with local delivery's values."""
+        return RetryPolicy(
+            schedule_s=tuple(self.delivery_retry_delays_s),
+            jitter=self.delivery_retry_jitter,
+            lifetime_s=self.delivery_lifetime_s,
+            delay_warning_s=self.delivery_delay_warning_s,
+        )
+
     delivery_marker_ttl_s: int = Field(
         7 * 86400,
         ge=60,

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from shared.config.base import AuthClientSettings, BusSettings, ServiceSettings
+from shared.retry_queue import RetryPolicy
 
 
 class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
@@ -84,7 +85,8 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     relay_max_queue_lifetime_s: float = Field(
         5 * 24 * 3600.0,
         gt=0,
-        description="How long after acceptance a message is retried; then it bounces (status 4.4.7).",
+        description="How long after acceptance a message is retried; then it bounces (Action: failed, "
+        "with the last temporary status).",
     )
     relay_delay_warning_s: float = Field(
         4 * 3600.0,
@@ -132,6 +134,16 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
         if value:
             ipaddress.ip_address(value)  # raises ValueError: a typo must not fail every connection later
         return value
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The one retry policy (`shared.retry_queue`), with the relay's values."""
+        return RetryPolicy(
+            schedule_s=tuple(self.relay_retry_schedule_s),
+            jitter=self.relay_retry_jitter,
+            lifetime_s=self.relay_max_queue_lifetime_s,
+            delay_warning_s=self.relay_delay_warning_s,
+        )
 
     @property
     def dns_host_port(self) -> tuple[str, int]:

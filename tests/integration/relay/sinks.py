@@ -2,7 +2,8 @@
 
 A sink can be told to answer RCPT for an address with a list of replies (one per attempt, then 250), to
 answer DATA with a list of replies, to stall in DATA (answer only after `stall_seconds`) for its first N
-messages, or to hang up when a connection that already carried a message starts another (`hang_up_on_reuse`).
+messages, or to hang up when a connection that already carried a message starts another (`hang_up_on_reuse`);
+it can leave SMTPUTF8 (the default) or 8BITMIME out of its EHLO reply.
 Each message records the connection it came on (`peer`: the relay's address and port).
 """
 
@@ -34,6 +35,10 @@ class SinkBehaviour:
     stall_data: int = 0
     stall_seconds: float = 3600.0
     hang_up_on_reuse: bool = False
+    smtputf8: bool = False
+    """Advertise SMTPUTF8 (aiosmtpd's default is not to)."""
+    eight_bit_mime: bool = True
+    """Advertise 8BITMIME (aiosmtpd always does; False takes it out of the EHLO reply)."""
 
 
 class SinkHandler:
@@ -46,6 +51,14 @@ class SinkHandler:
         self.transactions: dict[tuple[str, int], int] = {}  # per connection (peer), MAIL commands seen
         self.quits = 0
         self.hang_ups = 0
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.behaviour.eight_bit_mime:
+            return responses
+        return [line for line in responses if line[4:].upper() != "8BITMIME"]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -125,6 +138,7 @@ class Sink:
             ready_timeout=10,
             tls_context=tls_context,
             require_starttls=False,
+            enable_SMTPUTF8=self.handler.behaviour.smtputf8,
         )
 
     def start(self) -> "Sink":
