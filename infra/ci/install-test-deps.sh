@@ -19,6 +19,8 @@ command -v openssl >/dev/null || want openssl
 # Python's venv module (Debian splits it out of python3 when the system Python is used).
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || want python3-venv
 command -v make >/dev/null || want make
+# The Kubernetes manifests are rendered with `kubectl kustomize` (tests/unit/deploy).
+kubectl kustomize --help >/dev/null 2>&1 || want kubernetes-client
 [ -s /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates
 
 if [ ${#need[@]} -eq 0 ]; then
