@@ -76,7 +76,7 @@ class SubmissionSettings(ServiceSettings, AuthClientSettings):
     stress_idle_timeout_s: float = Field(
         10.0,
         gt=0,
-        description="The idle timeout under stress (Postfix: smtpd_timeout = ${stress?10}:300s); "
+        description="The idle timeout under stress (Postfix: smtpd_timeout = ${stress?{10}:{300}}s); "
         "never longer than `idle_timeout_s`.",
     )
     max_data_memory: int = Field(

@@ -195,3 +195,16 @@ def test_memory_for_message_data_is_bounded_across_sessions(
     undeclared.send(body(500_000))
     assert undeclared.reply().startswith("250 2.0.0 Ok: queued as ")
     assert len(all_envelopes(clean_queues)["local"]) == 4
+
+
+def test_a_stalled_message_transfer_is_closed_by_the_idle_timeout(site: Site, opened: list[RawSmtp]) -> None:
+    """Silence inside DATA counts like silence between commands (the session time limit is far away).
+    The idle timer used to restart itself from each of its own checks once a line had come in later than
+    the DATA command, so a transfer that stalled after that was never timed out."""
+    mx = site.start("mx", YUBIN_IDLE_TIMEOUT_S="2", YUBIN_SESSION_TIMEOUT_S="600")
+    client = connect(mx, "127.0.0.2", opened, timeout=60)
+    assert start_transaction(client).startswith("354 ")
+    time.sleep(1)  # the first line comes a while after DATA (no timing is asserted)
+    client.send(b"Subject: stalled\r\n\r\nfirst line\r\n")  # and then nothing
+    assert client.reply() == "421 4.4.2 mail.alpha.test Error: timeout exceeded"
+    assert client.at_eof()

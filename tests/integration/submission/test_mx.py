@@ -64,10 +64,22 @@ def test_ipv6_client_is_named_by_an_ipv6_address_literal(
 ) -> None:
     """RFC 5321 §4.1.3: `[IPv6:::1]` in Received, and the limits count the client as `::1`."""
     mx = site.start("mx", host="::1", YUBIN_MAX_CONNECTIONS_PER_IP="1")
-    with smtplib.SMTP(mx.host, mx.port, local_hostname="v6.remote.example", timeout=10) as client:
+    for _ in range(50):  # the fixture's readiness probe holds the one slot until the server sees it close
+        client = RawSmtp(mx.host, mx.port)
+        if client.reply().startswith("220 "):
+            break
+        client.close()
+        time.sleep(0.1)
+    else:
+        pytest.fail("never got a session")
+    with client:
         with RawSmtp(mx.host, mx.port) as second:
             assert second.reply() == "421 4.7.0 mail.alpha.test Error: too many connections from ::1"
-        client.sendmail("someone@remote.example", [USER], MESSAGE)
+        assert client.command("EHLO v6.remote.example").startswith("250-")
+        assert client.command("MAIL FROM:<someone@remote.example>").startswith("250 ")
+        assert client.command(f"RCPT TO:<{USER}>").startswith("250 ")
+        assert client.command("DATA").startswith("354 ")
+        assert client.command(MESSAGE + b".").startswith("250 2.0.0 Ok: queued as ")
     [envelope] = all_envelopes(clean_queues)["local"]
     assert envelope["client_addr"] == "::1"
     received = body_of(clean_queues, envelope)[: -len(MESSAGE)].decode()
