@@ -87,7 +87,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
     @app.exception_handler(LoginsBusy)
     async def logins_busy(request: Request, exc: LoginsBusy) -> JSONResponse:
         # A temporary failure for the mail services (POP3 [SYS/TEMP], SMTP 454), not a failed login.
-        log.warning("login refused: too many logins in progress for its username or client IP")
+        log.warning("login refused: too many logins in progress on one of its throttle counters")
         return JSONResponse(
             {"detail": "too many logins in progress, try again"},
             status_code=503,

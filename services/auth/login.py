@@ -1,8 +1,8 @@
 """One login, start to end: throttle, look up, verify the password, upgrade an old hash.
 
 Every failure looks the same from outside (`ok: false`, nothing else) and costs one hash check: an
-unknown user is checked against a dummy hash, a disabled user against their real one. While a username
-or client IP is locked nothing is checked at all. A good login costs one hash check and three Redis
+unknown user is checked against a dummy hash, a disabled user against their real one. While the throttle
+delays the login (see throttle.py) nothing is checked at all. A good login costs one hash check and three Redis
 round trips (throttle in, user record, throttle out), plus a fourth, and a second hash, the one time an
 outdated hash is replaced.
 """

@@ -12,10 +12,10 @@ from tests.fixtures.binaries import require_binary
 class RawClient:
     """A line-oriented conversation over a plain socket: for pipelining, garbage and wrong-state tests."""
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0, *, source: str | None = None) -> None:
-        self.sock = socket.create_connection(
-            (host, port), timeout=timeout, source_address=(source, 0) if source else None
-        )
+    def __init__(self, host: str, port: int, timeout: float = 10.0, source: str | None = None) -> None:
+        """`source`: the loopback address to connect from (the auth service throttles per address)."""
+        source_address = (source, 0) if source else None
+        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
         self.file = self.sock.makefile("rb")
         self.greeting = self.line()
 

@@ -32,7 +32,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         return process.start(wait_port)
 
     try:
-        auth = start_auth_service(factory, server.url, **FAST_AUTH)
+        # A first login delay no test outlasts: the throttling test sees it, however slow the machine.
+        auth = start_auth_service(factory, server.url, **FAST_AUTH, YUBIN_AUTH_DELAY_BASE_S="600")
         auth.add_domain(DOMAIN)
         yield Site(redis=server, auth=auth, certificate=make_certificate(directory), factory=factory)
         auth.admin.close()

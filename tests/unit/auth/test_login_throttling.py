@@ -205,3 +205,13 @@ async def test_many_users_behind_one_network_may_log_in_at_once(service):
         *(verify(internal, address, "password-of-" + address, "192.0.2.77") for address in users)
     )
     assert [a["address"] for a in answers] == users
+
+
+async def test_ipv6_clients_are_counted_per_64(service):
+    app, _, internal = await service(auth_delay_base_s=60)
+    for host in (1, 2, 3):  # three addresses of one /64: one network
+        assert await verify(internal, "bob@alpha.test", "guess", f"2001:db8:1:2::{host}") == FAILED
+    assert (await verify(internal, "bob@alpha.test", "bobs-password", "2001:db8:1:2::99"))["throttled"]
+    assert int(await app.state.parts.redis.get(counter("pair:2001:db8:1:2::/64|bob@alpha.test"))) == 4
+    # The next /64 is another network.
+    assert (await verify(internal, "bob@alpha.test", "bobs-password", "2001:db8:1:3::1"))["ok"]
