@@ -48,7 +48,11 @@ class ReceptionHandler:
         if decision.sender is None:
             log.info(
                 "sender refused",
-                extra={"sender": arg[5:].strip(), "reply": decision.reply, "client": server.peer_ip()},
+                extra={
+                    "sender": path.mailbox.address if path.mailbox else "<>",
+                    "reply": decision.reply,
+                    "client": server.peer_ip(),
+                },
             )
             return decision.reply
         envelope.mail_from = decision.sender or NULL_PATH  # aiosmtpd expects a truthy mail_from
@@ -65,7 +69,7 @@ class ReceptionHandler:
         unknown = set(parameters) - {"BODY", "SMTPUTF8", "SIZE"}
         if unknown:
             return replies.PARAMETERS_UNKNOWN.format(verb="MAIL FROM")
-        if parameters.get("BODY", "7BIT") not in ("7BIT", "8BITMIME"):
+        if (parameters.get("BODY") or "7BIT").upper() not in ("7BIT", "8BITMIME"):
             return replies.BODY_UNSUPPORTED
         if "SMTPUTF8" in parameters and parameters["SMTPUTF8"] is not None:
             return replies.SMTPUTF8_VALUE

@@ -126,7 +126,7 @@ def _mailbox(local: str, domain: str) -> Mailbox:
         return Mailbox(local=local, domain=domain.lower())
     try:
         return Mailbox(local=local, domain=idna.encode(domain, uts46=True).decode("ascii"))
-    except idna.IDNAError as exc:
+    except UnicodeError as exc:  # idna.IDNAError and the codec errors it lets through
         raise PathSyntaxError(f"not an internationalized domain name: {exc}") from exc
 
 

@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="yubin",
         description="Yubin's mail client and admin tool: send over submission, fetch over POP3, manage "
-        "users and domains, run the lab.",
+        "users, aliases and domains, run the lab.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -60,3 +60,16 @@ def test_alias_with_a_remote_destination(lab: Lab) -> None:
         yubin(lab, "aliases", "delete", alias, "--lab")
     gone = yubin(lab, "aliases", "show", alias, "--lab", check=False)
     assert gone.returncode == 5 and b"404" in gone.stderr
+
+
+def test_bounce_names_the_alias_the_sender_wrote(lab: Lab) -> None:
+    tag = token()
+    alias = f"gone-{tag}@alpha.test"
+    yubin(lab, "aliases", "add", alias, f"nobody-{tag}@alpha.test", "--lab")
+    try:
+        yubin(lab, "send", "--lab", "--from", ALICE, "--to", alias, "--subject", tag, "to a dead end")
+        [dsn] = wait_for_message(lab, ALICE, f"nobody-{tag}@alpha.test")  # delivery's 5.1.1 report
+    finally:
+        yubin(lab, "aliases", "delete", alias, "--lab")
+    assert f"Original-Recipient: rfc822; {alias}".encode() in dsn
+    assert f"Final-Recipient: rfc822; nobody-{tag}@alpha.test".encode() in dsn

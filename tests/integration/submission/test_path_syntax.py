@@ -73,6 +73,7 @@ def test_malformed_recipient_is_refused_with_5_1_3(session: RawSmtp, command: st
         ("MAIL FROM:<someone@remote.example>", f"RCPT TO:<{USER}>"),
         ("MAIL FROM: <someone@remote.example>", f"RCPT TO: <{USER}>"),  # the space Postfix tolerates too
         ("mail from:<> BODY=8BITMIME SIZE=100", f"rcpt to:<{USER.upper()}>"),
+        ("MAIL FROM:<> body=8bitmime smtputf8", f"RCPT TO:<{USER}>"),
         ("MAIL FROM:<@relay.example:someone@remote.example>", f"RCPT TO:<@a.example,@b.example:{USER}>"),
         ('MAIL FROM:<"some one"@remote.example>', f"RCPT TO:<{USER}>"),
         ("MAIL FROM:<someone@[192.0.2.1]>", f"RCPT TO:<{USER}>"),

@@ -17,3 +17,18 @@ def test_default_port_follows_the_role(monkeypatch: pytest.MonkeyPatch, role: st
 def test_every_setting_is_described() -> None:
     for name, field in SubmissionSettings.model_fields.items():
         assert field.description, name
+
+
+@pytest.mark.parametrize(
+    ("hostname", "postmaster_domain", "own"),
+    [
+        ("mx.alpha.test", None, "alpha.test"),  # like Postfix's $mydomain
+        ("MX.Beta.Test.", None, "beta.test"),
+        ("alpha.test", None, "alpha.test"),
+        ("localhost", None, "localhost"),
+        ("mx.alpha.test", "Example.ORG.", "example.org"),
+    ],
+)
+def test_the_bare_postmasters_domain(hostname: str, postmaster_domain: str | None, own: str) -> None:
+    settings = SubmissionSettings(service_token="t", hostname=hostname, postmaster_domain=postmaster_domain)
+    assert settings.own_domain == own
