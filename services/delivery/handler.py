@@ -1,22 +1,27 @@
 """One LOCAL_DELIVERY entry: store the message in each recipient's Maildir, then finish in one MULTI.
 
 Per recipient (`deliver_one`):
-1. Already done? A Redis marker (`yubin:delivered:<queue id>:<recipient>`) or a file with this delivery's
-   unique name part in `new/`/`cur/` means an earlier attempt stored it: do not store a second copy.
-   (The body, the markers and the Message-ID claims of all recipients are read in one Redis round trip.)
-2. A copy of the same message (same Message-ID) already claimed for this recipient under another queue id?
-   Then this one is a duplicate from the SMTP hop: delivered, nothing written (see `duplicates`).
+1. Already done? A Redis marker (`yubin:delivered:<queue id>:<recipient>`) or the delivery's file in
+   `new/`/`cur/` means an earlier attempt stored it: do not store a second copy. The file name is the same
+   on every attempt (`delivery_file_name`), so looking for it is a `stat`, not a listing of the mailbox.
+   (The body and the markers of all recipients are read in one Redis round trip, the claims in a second.)
+2. A copy of the same message (Message-ID, sender and body as sent) already claimed for this recipient
+   under another queue id? Then this one is a duplicate from the SMTP hop: delivered, nothing written
+   (see `duplicates`).
 3. Ask the auth service: a recipient deleted or disabled since acceptance fails (5.1.1, bounced).
-4. Quota: usage (S= sizes in new/ and cur/) plus this message over `quota_bytes` defers (4.2.2).
-5. Claim the Message-ID for this recipient (lost the race → duplicate, as in 2.); write `tmp/<name>`,
-   fsync; set the marker; rename into `new/`, fsync `new/`.
+4. Quota: a message larger than the whole quota fails at once (5.2.2); one that does not fit what is left
+   (usage kept in Redis, `shared.mailbox_usage`) defers (4.2.2).
+5. Claim the copy for this recipient (lost the race → duplicate, as in 2.); write `tmp/<name>.<random>`,
+   fsync; set the marker; rename to `new/<name>`, fsync `new/`.
    The marker is set *before* the rename, so a redelivery after a crash recognizes the delivery even if
-   the user fetched and deleted the file in between; a marker with the file still in `tmp/` means the
-   crash came between marker and rename, and the redelivery finishes the rename.
+   the user fetched and deleted the file in between; a marker with a file left in `tmp/` means the crash
+   came between marker and rename, and the redelivery writes the file again and renames it.
 
-Then (`finish`) one MULTI: a trace event per stored file, the bounce for failed recipients, the deferred
-recipients into the retry queue (or, when nothing is left, the release of the body), and the stream
-acknowledgement. A crash before EXEC redoes the entry, which step 1 makes harmless.
+Then (`finish`) one MULTI: a trace event per stored file and its size added to the mailbox usage, the
+bounce for failed recipients, the deferred recipients into the retry queue with the one "delayed" DSN when
+due (or, when nothing is left, the release of the body), and the stream acknowledgement. A crash before
+EXEC redoes the entry, which step 1 makes harmless. tests/integration/delivery/test_durable_sequence.py
+checks this order system call by system call.
 """
 
 import asyncio

@@ -74,14 +74,15 @@ class DeliverySettings(ServiceSettings, BusSettings, AuthClientSettings):
     )
     delivery_suppress_duplicates: bool = Field(
         True,
-        description="Store one copy per Message-ID and recipient (Cyrus IMAP's duplicatesuppression): a "
+        description="Store one copy per message and recipient (like Cyrus IMAP's duplicatesuppression): a "
         "copy arriving under another queue id (a sending relay that crashed after our 250 sends again) is "
-        "reported delivered and not stored. Messages without a Message-ID are never suppressed.",
+        "reported delivered and not stored. The same message means the same Message-ID, envelope sender and "
+        "body as the sender sent it. Messages without a Message-ID are never suppressed.",
     )
     delivery_duplicate_ttl_s: int = Field(
         7 * 86400,
         ge=60,
-        description="How long Redis remembers which queue id stored a Message-ID for a recipient (seconds). "
-        "It should outlast a sender's retries (5 days for most MTAs); within it, a second message with the "
-        "same Message-ID to the same recipient is suppressed.",
+        description="How long Redis remembers which queue id stored a message for a recipient (seconds). "
+        "It should outlast a sender's retries (5 days for most MTAs); within it, another copy of the same "
+        "message to the same recipient is suppressed.",
     )

@@ -158,7 +158,7 @@ async def test_over_quota_bounces_when_the_lifetime_ends(
 ) -> None:
     site.patch_user("ann@alpha.test", quota_bytes=1000)
     fill_mailbox(mail_root, "ann@alpha.test", 900)
-    start_delivery(YUBIN_DELIVERY_LIFETIME_S="1.5", YUBIN_DELIVERY_DELAY_WARNING_S="0")
+    start_delivery(YUBIN_DELIVERY_LIFETIME_S="4", YUBIN_DELIVERY_DELAY_WARNING_S="0")
     envelope = await send(redis, BODY, "carol@beta.test", ["ann@alpha.test"])
 
     async def bounced() -> bool:
