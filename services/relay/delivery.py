@@ -128,7 +128,8 @@ class DomainDelivery:
                 cache=self.connections,
             )
         except StartTlsFailed as exc:
-            # Opportunistic TLS: a broken TLS stack on the other side must not stop the mail.
+            # Opportunistic TLS only (verification off): a broken TLS stack on the other side must not
+            # stop the mail. With verification on, `send_via` defers instead (4.7.5) and never gets here.
             log.warning(
                 "STARTTLS failed, retrying in plain text",
                 extra={"host": mx_name, "address": address, "error": str(exc)},

@@ -61,6 +61,14 @@ slow        IN MX  10 mx-slow
 mx-slow     IN A   127.0.5.9
 tls         IN MX  10 mx-tls
 mx-tls      IN A   127.0.5.11
+; servers without SMTPUTF8 (.12), without 8BITMIME (.13), with SMTPUTF8 (.14)
+plain       IN MX  10 mx-plain
+mx-plain    IN A   127.0.5.12
+xn--bcher-kva IN MX 10 mx-plain
+old         IN MX  10 mx-old
+mx-old      IN A   127.0.5.13
+intl        IN MX  10 mx-intl
+mx-intl     IN A   127.0.5.14
 ; an MX host that does not exist
 noaddr      IN MX  10 nowhere
 ; an MX that is us
@@ -194,13 +202,18 @@ def message(recipients: list[str], subject: str = "hello", sender: str = SENDER)
 
 
 async def submit(
-    redis: Redis, recipients: list[str], subject: str = "hello", sender: str = SENDER
+    redis: Redis,
+    recipients: list[str],
+    subject: str = "hello",
+    sender: str = SENDER,
+    body: bytes | None = None,
 ) -> Envelope:
     """What submission does for remote recipients: body and OUTBOUND envelope in one transaction."""
     envelope = Envelope(
         sender=sender, recipients=recipients, body_id="", message_id=f"<{subject}@alpha.test>"
     )
-    published = await enqueue(redis, message(recipients, subject, sender), {OUTBOUND: envelope})
+    raw = body if body is not None else message(recipients, subject, sender)
+    published = await enqueue(redis, raw, {OUTBOUND: envelope})
     return published[OUTBOUND]
 
 
@@ -258,7 +271,8 @@ def parse_dsn(envelope: Envelope | None, body: bytes) -> Dsn:
     assert report.get_content_type() == "multipart/report"
     status = next(p for p in report.iter_parts() if p.get_content_type() == "message/delivery-status")
     per_message, *blocks = status.get_payload()
-    recipients = {block["Final-Recipient"].removeprefix("rfc822; "): block for block in blocks}
+    # Keyed by the address as written after its type: "rfc822; a@b" → a@b, "utf-8; j\x{F6}rg@b" → j\x{F6}rg@b.
+    recipients = {block["Final-Recipient"].partition("; ")[2]: block for block in blocks}
     return Dsn(envelope, report, per_message, recipients)
 
 
