@@ -52,6 +52,7 @@ def main() -> int:
     lab_dir = args.lab_dir or Path(tempfile.mkdtemp(prefix="yubin-chaos-"))
     print(f"chaos: seed {args.seed}, {args.count} messages, {args.faults} faults, lab {lab_dir}", flush=True)
     lab = ChaosLab(lab_dir)
+    began = time.monotonic()
     failed = True
     try:
         failed = run(args, lab)
@@ -61,12 +62,15 @@ def main() -> int:
             print(f"chaos: lab directory kept: {lab_dir} (lab.log, processes.json, Maildirs)")
         elif args.lab_dir is None:
             shutil.rmtree(lab_dir, ignore_errors=True)
+        print(f"chaos: {time.monotonic() - began:.0f} s in all, {'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 
 
 def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
     """True if the run found a problem."""
+    began = time.monotonic()
     info = lab.start()
+    print(f"chaos: lab up in {time.monotonic() - began:.0f} s", flush=True)
     lab.add_users({address: secrets.token_urlsafe(12) for address in EXTRA_USERS})
     users = [address for site in info["sites"].values() for address in site["users"]]
     tag = f"{args.seed}-{secrets.token_hex(3)}"
