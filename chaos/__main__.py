@@ -39,6 +39,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=240.0, help="seconds for the queues to drain")
     parser.add_argument("--keep", action="store_true", help="keep the lab directory (logs, Maildirs)")
     parser.add_argument("--lab-dir", type=Path, help="lab directory (default: a temporary one)")
+    parser.add_argument(
+        "--lab-set",
+        action="append",
+        default=[],
+        metavar="YUBIN_NAME=VALUE",
+        help="a setting for the lab, over the chaos run's own (e.g. YUBIN_BUS_CLAIM_IDLE_MS=2000)",
+    )
     args = parser.parse_args()
     if args.seed is None:
         args.seed = secrets.randbelow(1_000_000)
@@ -51,7 +58,7 @@ def main() -> int:
     args = arguments()
     lab_dir = args.lab_dir or Path(tempfile.mkdtemp(prefix="yubin-chaos-"))
     print(f"chaos: seed {args.seed}, {args.count} messages, {args.faults} faults, lab {lab_dir}", flush=True)
-    lab = ChaosLab(lab_dir)
+    lab = ChaosLab(lab_dir, dict(pair.split("=", 1) for pair in args.lab_set))
     began = time.monotonic()
     failed = True
     try:
