@@ -157,6 +157,7 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
         f"messages {len(all_messages)}, recipients {recipients}, acknowledged "
         f"{recipients - unacknowledged}, submission attempts {attempts}, client errors {json.dumps(errors)}"
     )
+    print(f"recovery paths taken (lines in lab.log): {json.dumps(recoveries(lab.lab_dir / 'lab.log'))}")
     print(f"POP3 sessions {sum(p.sessions for p in pollers)}, failed {sum(p.errors for p in pollers)}")
     bounced = sum(1 for m in all_messages if m.bounces)
     print(f"DSNs expected {bounced}, missing {len(dsn_missing)}, more than one {len(dsn_twice)}")
@@ -183,6 +184,22 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
                 print(f"  {item}")
     print(f"\nlost {len(lost)} / duplicated {len(duplicated)}")
     return any(problems.values())
+
+
+RECOVERIES = {
+    "duplicate suppressed": "duplicate suppressed",
+    "stored by an earlier attempt": "stored by an earlier attempt",
+    "interrupted delivery finished": "finished an interrupted delivery",
+    "orphaned entries reclaimed": "reclaimed",
+    "handler failures": "handler failed",
+    "dead-lettered": "dead-lettering entry",
+}
+
+
+def recoveries(log_path: Path) -> dict[str, int]:
+    """How often the services took their crash-recovery paths, from their log lines."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return {name: text.count(needle) for name, needle in RECOVERIES.items() if needle in text}
 
 
 def named(our_ids: re.Pattern[bytes], entry: dict) -> str:
