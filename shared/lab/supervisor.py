@@ -210,6 +210,8 @@ class Supervisor:
                 child.last_exit = f"could not start: {exc}"
             else:
                 pid = child.pid
+                if self.stopping.is_set():  # started while `stop` was signalling the others
+                    signal_group(child, signal.SIGTERM)
                 child.last_exit = exit_reason(await child.wait())
                 child.transport.close()
             if self.stopping.is_set():
@@ -240,10 +242,6 @@ class Supervisor:
         self.watchers = [asyncio.create_task(self.watch(child)) for child in self.children.values()]
         self.flusher = asyncio.create_task(self.flush_log())
 
-    def running(self, name: str) -> bool:
-        child = self.children[name]
-        return child.pid is not None
-
     async def stop(self) -> None:
         """SIGTERM the services, SIGKILL what remains after the grace period; then Redis and NSD."""
         self.stopping.set()
@@ -251,7 +249,13 @@ class Supervisor:
         servers = [c for c in self.children.values() if c.spec.role in SERVERS]
         for group in (services, servers):
             await self.terminate(group)
-        await asyncio.gather(*self.watchers, return_exceptions=True)
+        late: set[asyncio.Task[None]] = set()
+        if self.watchers:
+            _, late = await asyncio.wait(self.watchers, timeout=self.policy.stop_grace_s)
+        if late:  # one started while the others were being stopped and ignores SIGTERM
+            for child in self.children.values():
+                signal_group(child, signal.SIGKILL)
+            await asyncio.gather(*late, return_exceptions=True)
         if self.flusher is not None:
             self.flusher.cancel()
         self.log_event("lab stopped")
