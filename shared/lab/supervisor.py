@@ -29,6 +29,8 @@ from shared.lab.processes import ProcessSpec
 
 SUPERVISOR_NAME = "lab"
 FLUSH_EVERY_S = 0.1
+CRASH_LOOP = 3
+"""Quick exits in a row after which `crash_looping` names a process."""
 SERVERS = ("redis", None)
 """Roles stopped last: Redis and NSD (NSD has no role)."""
 
@@ -241,6 +243,9 @@ class Supervisor:
     def start(self) -> None:
         self.watchers = [asyncio.create_task(self.watch(child)) for child in self.children.values()]
         self.flusher = asyncio.create_task(self.flush_log())
+
+    def crash_looping(self) -> list[str]:
+        return [name for name, child in self.children.items() if child.quick_failures >= CRASH_LOOP]
 
     async def stop(self) -> None:
         """SIGTERM the services, SIGKILL what remains after the grace period; then Redis and NSD."""
