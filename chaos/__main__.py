@@ -182,6 +182,9 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
             print(f"{what} ({len(items)}):")
             for item in items[:20]:
                 print(f"  {item}")
+    in_dead = sum(1 for item in lost if item.endswith("(dead-lettered)"))
+    if lost:
+        print(f"of the {len(lost)} lost, {in_dead} are in a dead-letter stream (not delivered, not gone)")
     print(f"\nlost {len(lost)} / duplicated {len(duplicated)}")
     return any(problems.values())
 
