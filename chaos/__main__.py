@@ -39,6 +39,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=240.0, help="seconds for the queues to drain")
     parser.add_argument("--keep", action="store_true", help="keep the lab directory (logs, Maildirs)")
     parser.add_argument("--lab-dir", type=Path, help="lab directory (default: a temporary one)")
+    parser.add_argument(
+        "--lab-set",
+        action="append",
+        default=[],
+        metavar="YUBIN_NAME=VALUE",
+        help="a setting for the lab, over the chaos run's own (e.g. YUBIN_BUS_CLAIM_IDLE_MS=2000)",
+    )
     args = parser.parse_args()
     if args.seed is None:
         args.seed = secrets.randbelow(1_000_000)
@@ -51,7 +58,8 @@ def main() -> int:
     args = arguments()
     lab_dir = args.lab_dir or Path(tempfile.mkdtemp(prefix="yubin-chaos-"))
     print(f"chaos: seed {args.seed}, {args.count} messages, {args.faults} faults, lab {lab_dir}", flush=True)
-    lab = ChaosLab(lab_dir)
+    lab = ChaosLab(lab_dir, dict(pair.split("=", 1) for pair in args.lab_set))
+    began = time.monotonic()
     failed = True
     try:
         failed = run(args, lab)
@@ -61,12 +69,15 @@ def main() -> int:
             print(f"chaos: lab directory kept: {lab_dir} (lab.log, processes.json, Maildirs)")
         elif args.lab_dir is None:
             shutil.rmtree(lab_dir, ignore_errors=True)
+        print(f"chaos: {time.monotonic() - began:.0f} s in all, {'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 
 
 def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
     """True if the run found a problem."""
+    began = time.monotonic()
     info = lab.start()
+    print(f"chaos: lab up in {time.monotonic() - began:.0f} s", flush=True)
     lab.add_users({address: secrets.token_urlsafe(12) for address in EXTRA_USERS})
     users = [address for site in info["sites"].values() for address in site["users"]]
     tag = f"{args.seed}-{secrets.token_hex(3)}"
@@ -146,6 +157,7 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
         f"messages {len(all_messages)}, recipients {recipients}, acknowledged "
         f"{recipients - unacknowledged}, submission attempts {attempts}, client errors {json.dumps(errors)}"
     )
+    print(f"recovery paths taken (lines in lab.log): {json.dumps(recoveries(lab.lab_dir / 'lab.log'))}")
     print(f"POP3 sessions {sum(p.sessions for p in pollers)}, failed {sum(p.errors for p in pollers)}")
     bounced = sum(1 for m in all_messages if m.bounces)
     print(f"DSNs expected {bounced}, missing {len(dsn_missing)}, more than one {len(dsn_twice)}")
@@ -170,8 +182,27 @@ def run(args: argparse.Namespace, lab: ChaosLab) -> bool:
             print(f"{what} ({len(items)}):")
             for item in items[:20]:
                 print(f"  {item}")
+    in_dead = sum(1 for item in lost if item.endswith("(dead-lettered)"))
+    if lost:
+        print(f"of the {len(lost)} lost, {in_dead} are in a dead-letter stream (not delivered, not gone)")
     print(f"\nlost {len(lost)} / duplicated {len(duplicated)}")
     return any(problems.values())
+
+
+RECOVERIES = {
+    "duplicate suppressed": "duplicate suppressed",
+    "stored by an earlier attempt": "stored by an earlier attempt",
+    "interrupted delivery finished": "finished an interrupted delivery",
+    "orphaned entries reclaimed": "reclaimed",
+    "handler failures": "handler failed",
+    "dead-lettered": "dead-lettering entry",
+}
+
+
+def recoveries(log_path: Path) -> dict[str, int]:
+    """How often the services took their crash-recovery paths, from their log lines."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return {name: text.count(needle) for name, needle in RECOVERIES.items() if needle in text}
 
 
 def named(our_ids: re.Pattern[bytes], entry: dict) -> str:

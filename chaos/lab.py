@@ -38,13 +38,14 @@ CHAOS_SETTINGS = {
 
 
 class ChaosLab:
-    def __init__(self, lab_dir: Path) -> None:
+    def __init__(self, lab_dir: Path, settings: dict[str, str] | None = None) -> None:
         self.lab_dir = lab_dir
+        self.settings = {**CHAOS_SETTINGS, **(settings or {})}
         self.runner: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
 
     def start(self, timeout: float = 180.0) -> dict[str, Any]:
-        sets = [arg for key, value in CHAOS_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
+        sets = [arg for key, value in self.settings.items() for arg in ("--set", f"{key}={value}")]
         self.lab_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             sys.executable,

@@ -23,7 +23,13 @@ from shared.lab.info import LabNotRunning, build_info, read_info, write_info
 from shared.lab.processes import ProcessSpec, build_processes, check_overrides, prepare_directories
 from shared.lab.procfile import render
 from shared.lab.provision import provision
-from shared.lab.supervisor import SUPERVISOR_NAME, RestartPolicy, Supervisor, install_stop_signals
+from shared.lab.supervisor import (
+    CRASH_LOOP,
+    SUPERVISOR_NAME,
+    RestartPolicy,
+    Supervisor,
+    install_stop_signals,
+)
 
 
 class LabError(RuntimeError):
@@ -85,10 +91,17 @@ def wait_listening(specs: list[ProcessSpec], alive, timeout: float = 60.0) -> No
                 time.sleep(0.1)
 
 
-def log_tail(path: Path, lines: int = 15) -> str:
-    """The processes' last words (the supervisor's own lines left out), to say why the lab did not come up."""
+def log_tail(path: Path, lines: int = 15, only: list[str] | None = None) -> str:
+    """The processes' last words (the supervisor's own lines left out; only those of `only` if given), to
+    say why the lab did not come up."""
     text = path.read_text(errors="replace").splitlines() if path.exists() else []
-    own = [line for line in text if " | " in line and not line.startswith(f"{SUPERVISOR_NAME} | ")]
+    own = [
+        line
+        for line in text
+        if " | " in line
+        and not line.startswith(f"{SUPERVISOR_NAME} | ")
+        and (only is None or line.split(" | ", 1)[0] in only)
+    ]
     return "\n".join(["last lines of " + str(path) + ":", *own[-lines:]])
 
 
@@ -141,11 +154,14 @@ async def supervise(
 
     install_stop_signals(asyncio.get_running_loop(), on_signal)
     supervisor.start()
-    alive = lambda: not asked_to_stop.is_set()  # noqa: E731
+    # A process that keeps dying before the lab is up is a mistake (a bad --set value, a busy port):
+    # say so at once rather than restarting it until the readiness timeout.
+    alive = lambda: not asked_to_stop.is_set() and not supervisor.crash_looping()  # noqa: E731
     ready = asyncio.create_task(asyncio.to_thread(become_ready, config, credentials, specs, alive))
     stop_asked = asyncio.create_task(asked_to_stop.wait())
     await asyncio.wait({ready, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
     failure: BaseException | None = None
+    looping: list[str] = []
     if ready.done() and ready.exception() is None:
         info = build_info(config, credentials, runner_pid=os.getpid())
         write_info(config.info_file, info)
@@ -155,6 +171,8 @@ async def supervise(
         await stop_asked
     elif ready.done():
         failure = ready.exception()
+        if looping := supervisor.crash_looping():
+            failure = LabError(f"{', '.join(looping)} exited {CRASH_LOOP} times while the lab was starting")
         asked_to_stop.set()
     stop_asked.cancel()
     await supervisor.stop()
@@ -164,7 +182,7 @@ async def supervise(
     if failure is not None:
         print(f"yubin lab: {failure}", file=sys.stderr)
         if log_file.name == str(log_path):
-            print(log_tail(log_path), file=sys.stderr, flush=True)
+            print(log_tail(log_path, only=looping or None), file=sys.stderr, flush=True)
         return 1
     print("lab stopped", file=out, flush=True)
     return 0

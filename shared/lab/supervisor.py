@@ -29,6 +29,8 @@ from shared.lab.processes import ProcessSpec
 
 SUPERVISOR_NAME = "lab"
 FLUSH_EVERY_S = 0.1
+CRASH_LOOP = 3
+"""Quick exits in a row after which `crash_looping` names a process."""
 SERVERS = ("redis", None)
 """Roles stopped last: Redis and NSD (NSD has no role)."""
 
@@ -210,6 +212,8 @@ class Supervisor:
                 child.last_exit = f"could not start: {exc}"
             else:
                 pid = child.pid
+                if self.stopping.is_set():  # started while `stop` was signalling the others
+                    signal_group(child, signal.SIGTERM)
                 child.last_exit = exit_reason(await child.wait())
                 child.transport.close()
             if self.stopping.is_set():
@@ -240,9 +244,8 @@ class Supervisor:
         self.watchers = [asyncio.create_task(self.watch(child)) for child in self.children.values()]
         self.flusher = asyncio.create_task(self.flush_log())
 
-    def running(self, name: str) -> bool:
-        child = self.children[name]
-        return child.pid is not None
+    def crash_looping(self) -> list[str]:
+        return [name for name, child in self.children.items() if child.quick_failures >= CRASH_LOOP]
 
     async def stop(self) -> None:
         """SIGTERM the services, SIGKILL what remains after the grace period; then Redis and NSD."""
@@ -251,7 +254,13 @@ class Supervisor:
         servers = [c for c in self.children.values() if c.spec.role in SERVERS]
         for group in (services, servers):
             await self.terminate(group)
-        await asyncio.gather(*self.watchers, return_exceptions=True)
+        late: set[asyncio.Task[None]] = set()
+        if self.watchers:
+            _, late = await asyncio.wait(self.watchers, timeout=self.policy.stop_grace_s)
+        if late:  # one started while the others were being stopped and ignores SIGTERM
+            for child in self.children.values():
+                signal_group(child, signal.SIGKILL)
+            await asyncio.gather(*late, return_exceptions=True)
         if self.flusher is not None:
             self.flusher.cancel()
         self.log_event("lab stopped")
