@@ -22,7 +22,9 @@ VERSIONS = ["1.29", kubernetes_validate.latest_version()]
 
 def render(folder: str) -> list[dict]:
     kubectl = require_binary("kubectl", "kubernetes-client")
-    out = subprocess.run([kubectl, "kustomize", str(K8S / folder)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S / folder)], capture_output=True, text=True, check=True
+    )
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
@@ -70,7 +72,9 @@ def test_every_service_selects_a_deployment_that_opens_its_port(site: list[dict]
 
 def test_redis_keeps_the_durability_of_redis_conf(site: list[dict]) -> None:
     conf = dict(
-        line.split(None, 1) for line in REDIS_CONF.read_text().splitlines() if line and not line.startswith("#")
+        line.split(None, 1)
+        for line in REDIS_CONF.read_text().splitlines()
+        if line and not line.startswith("#")
     )
     args = by_kind(site, "StatefulSet")["redis"]["spec"]["template"]["spec"]["containers"][0]["args"]
     given = {args[i].removeprefix("--"): args[i + 1] for i in range(0, len(args), 2)}
