@@ -68,6 +68,7 @@ UTF8_ADDRESS_NEEDS_SMTPUTF8 = "553 5.6.7 Error: non-ASCII address needs SMTPUTF8
 # --- RCPT (RFC 5321 §4.1.1.3, §4.5.3.1.10) ---
 RECIPIENT_OK = "250 2.1.5 Ok"
 RECIPIENT_SYNTAX = "501 5.1.3 Error: bad recipient address syntax"
+ADDRESS_LITERAL = "550 5.1.2 <{address}>: Recipient address rejected: address literals are not routed"
 RCPT_SYNTAX = "501 5.5.4 Syntax: RCPT TO:<address> [SP <rcpt-parameters>]"
 ALIAS_LOOP = "550 5.4.6 <{address}>: Recipient address rejected: alias expands to no recipient (loop?)"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"

@@ -50,9 +50,11 @@ class SubmissionPolicy:
             return RecipientDecision(replies.LOOKUP_FAILED.format(address=mailbox.address))
         if ours:
             return await local_recipient(self._auth, self._domains, mailbox)
-        if local_only or mailbox.domain.startswith("["):
-            # Address literals: the relay routes by MX only (RFC 5321 §4.1.3 makes them optional).
+        if local_only:
             return RecipientDecision(replies.UNKNOWN_USER.format(address=mailbox.address))
+        if mailbox.domain.startswith("["):
+            # The relay routes by MX only (RFC 5321 §4.1.3 lets a server refuse address literals).
+            return RecipientDecision(replies.ADDRESS_LITERAL.format(address=mailbox.address))
         return RecipientDecision(
             replies.RECIPIENT_OK, address=mailbox.address, routes={mailbox.address: OUTBOUND}
         )

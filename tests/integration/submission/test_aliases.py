@@ -96,6 +96,15 @@ def test_submission_accepts_postmaster(submission: smtplib.SMTP, clean_queues: r
     }
 
 
+def test_submission_does_not_relay_to_address_literals(
+    submission: smtplib.SMTP, clean_queues: redis.Redis
+) -> None:
+    assert submission.mail(BOB)[0] == 250
+    code, text = submission.rcpt("carol@[192.0.2.1]")
+    assert code == 550 and text.startswith(b"5.1.2 ")
+    assert submission.rcpt(CAROL) == (250, b"2.1.5 Ok")
+
+
 def test_alias_with_local_and_remote_destinations_is_one_message(
     mx: smtplib.SMTP, clean_queues: redis.Redis
 ) -> None:

@@ -87,6 +87,15 @@ def test_valid_reverse_paths(arg: str, address: str, parameters: dict) -> None:
     assert not path.postmaster
 
 
+@pytest.mark.parametrize(
+    ("arg", "address", "parameters"), [case for case in VALID_MAIL if case[1]], ids=lambda v: str(v)
+)
+def test_valid_forward_paths(arg: str, address: str, parameters: dict) -> None:
+    path = parse_rcpt_argument("TO:" + arg.partition(":")[2])
+    assert path.mailbox is not None and path.mailbox.address == address
+    assert path.parameters == parameters
+
+
 @pytest.mark.parametrize("text", INVALID_PATHS)
 def test_invalid_reverse_paths(text: str) -> None:
     with pytest.raises(PathSyntaxError):
