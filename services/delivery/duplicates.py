@@ -76,11 +76,6 @@ class DuplicateClaims:
         self.ttl_s = ttl_s
         self._release = redis.register_script(_RELEASE)
 
-    async def holder(self, key: str) -> str | None:
-        """The queue id holding the claim, if any."""
-        value = await self.redis.get(key)
-        return value.decode() if value is not None else None
-
     async def claim(self, key: str, queue_id: str) -> str:
         """Claim `key` for `queue_id` unless claimed already; returns the queue id that holds it now."""
         # SET NX GET (Redis 7.0+): one atomic step, so two copies delivered at the same moment by two
