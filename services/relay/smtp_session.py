@@ -1,6 +1,8 @@
 """One SMTP conversation with one remote address (aiosmtplib): EHLO, STARTTLS, MAIL, RCPT..., DATA.
 
-The result is one `RecipientStatus` per recipient, taken from the remote server's replies. A failure before
+The result is one `RecipientStatus` per recipient, taken from the remote server's replies, or our own
+when the server lacks what the message needs (`_plan`: 5.6.7 without SMTPUTF8, 5.6.3 without 8BITMIME; no
+silent downgrade) or, with certificate verification on, cannot give us trusted TLS (4.7.5 / 4.7.4). A failure before
 the mail transaction started (no connection, bad greeting, EHLO or TLS trouble) is a *host* failure: the
 caller tries the next address or MX host; anything later is the final word of this host.
 
@@ -94,14 +96,13 @@ class SessionOptions:
     tls_verify: bool
     tls_context: ssl.SSLContext | None = None
     """Built once at start-up (`client_tls_context`): building one per connection costs ~tens of ms."""
+    source_address: str | None = None
+    """Bind outgoing connections to this local address (None: the system picks)."""
 
     @property
     def tls_required(self) -> bool:
         """Verification on means TLS on: a verified channel that may fall back to plain text is none."""
         return self.starttls and self.tls_verify
-
-    source_address: str | None = None
-    """Bind outgoing connections to this local address (None: the system picks)."""
 
 
 def client_tls_context(verify: bool) -> ssl.SSLContext:
@@ -123,7 +124,7 @@ def _all(
 
 
 def _mail_options(smtp: SMTP, body: bytes, needs: MessageNeeds, smtputf8: bool) -> list[str]:
-    """MAIL FROM parameters; `_unsendable` has already made sure the server can take what we ask for."""
+    """MAIL FROM parameters; `_plan` has already made sure the server can take what we ask for."""
     options: list[str] = []
     if smtp.supports_extension("size"):
         options.append(f"SIZE={len(body)}")

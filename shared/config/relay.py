@@ -71,8 +71,10 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     relay_starttls: bool = Field(True, description="Use STARTTLS when the remote server offers it.")
     relay_tls_verify: bool = Field(
         False,
-        description="Verify the remote server's certificate. Off by default: opportunistic TLS between "
-        "MTAs protects against passive eavesdropping only, as with Postfix's `smtp_tls_security_level = may`.",
+        description="Require TLS with a verified certificate (Postfix's `smtp_tls_security_level = verify`): "
+        "an untrusted certificate defers with 4.7.5, a server without STARTTLS with 4.7.4, and nothing is "
+        "ever sent in plain text. Off by default: opportunistic TLS between MTAs (`may`), where a failed "
+        "handshake is retried in plain text.",
     )
     relay_retry_schedule_s: Annotated[list[float], NoDecode] = Field(
         [60.0, 300.0, 900.0, 1800.0, 3600.0],

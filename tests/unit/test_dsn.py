@@ -178,3 +178,36 @@ async def test_null_sender_is_never_bounced(redis_url: str) -> None:
         assert await redis.dbsize() == 0
     finally:
         await redis.aclose()
+
+
+def test_utf8_addresses_use_the_rfc_6533_address_type_and_the_dsn_stays_7bit() -> None:
+    statuses = [
+        failed("jörg@far.test", status="5.6.7", diagnostic="SMTPUTF8 is required"),
+        failed("a+b=c@far.test", status="5.1.1", diagnostic="550 5.1.1 unknown"),
+    ]
+    original = "From: alice@alpha.test\r\nSubject: Grüße\r\n\r\nbody\r\n".encode()
+    raw = build_dsn(envelope(), statuses, original, "mail.alpha.test")
+    assert raw.isascii()  # to an ASCII sender: nothing that needs SMTPUTF8 or 8BITMIME
+    assert b"=?utf-8?" not in raw  # no RFC 2047 encoded-word in an address field
+    report = parse(raw)
+    _, jorg, plain = delivery_status(report)
+    assert jorg["Final-Recipient"] == r"utf-8; j\x{F6}rg@far.test"
+    assert plain["Final-Recipient"] == "rfc822; a+b=c@far.test"  # ASCII stays rfc822, unescaped
+    text, _, headers = report.iter_parts()
+    assert "<jörg@far.test>" in text.get_content()
+    assert headers.get_content_type() == "message/global-headers"  # RFC 6533 §6.3
+    assert headers["Content-Transfer-Encoding"] == "quoted-printable"
+    assert b"Subject: Gr=C3=BC=C3=9Fe" in raw  # "Grüße", quoted-printable
+
+
+def test_xtext_escapes_what_is_not_a_qchar() -> None:
+    from shared.dsn import utf8_addr_xtext
+
+    assert utf8_addr_xtext("zoë+x=y\\z@例え.test") == r"zo\x{EB}\x{2B}x\x{3D}y\x{5C}z@\x{4F8B}\x{3048}.test"
+
+
+def test_a_dsn_to_a_utf8_sender_is_an_internationalized_message() -> None:
+    raw = build_dsn(
+        envelope(sender="jörg@alpha.test"), [failed("bob@far.test", status="5.1.1")], None, "m.test"
+    )
+    assert "To: jörg@alpha.test\r\n".encode() in raw  # RFC 6532 raw UTF-8, not an encoded-word
