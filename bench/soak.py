@@ -85,6 +85,11 @@ class Snapshot:
     aof_rewrites: int
 
 
+def is_retry_schedule(key: bytes) -> bool:
+    """The sorted sets of deferred envelopes (yubin:relay:retry, yubin:delivery:deferred, or their successor)."""
+    return b"retry" in key or b"deferred" in key
+
+
 def key_prefix(key: bytes) -> str:
     return ":".join(key.decode(errors="replace").split(":")[:2])
 
@@ -112,7 +117,7 @@ def snapshot(client: redis.Redis) -> Snapshot:
                 persistent += usage or 0
             if key.startswith(BODY_PREFIX.encode()) and not key.endswith(b":holders"):
                 bodies += 1
-            if kind == b"zset" and (ttl is None or ttl < 0):  # the retry schedules
+            if kind == b"zset" and is_retry_schedule(key):
                 retry_entries += client.zcard(key)
     info = client.info()
     return Snapshot(
@@ -140,7 +145,7 @@ def drained(client: redis.Redis) -> bool:
     for stream, group in QUEUES.items():
         if client.exists(stream) and (client.xlen(stream) or client.xpending(stream, group)["pending"]):
             return False
-    schedules = [k for k in client.scan_iter(match="yubin:*", _type="zset") if client.pttl(k) < 0]
+    schedules = [k for k in client.scan_iter(match="yubin:*", _type="zset") if is_retry_schedule(k)]
     return not any(client.zcard(key) for key in schedules)
 
 
@@ -180,6 +185,12 @@ def checks(
     return failures
 
 
+def shown(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key.rpartition(':')[2]} {n}" for key, n in value.items()) or "-"
+    return str(value)
+
+
 def report(site: str, before: Snapshot, after: Snapshot) -> str:
     rows = [
         ("used_memory", mb(before.used_memory), mb(after.used_memory)),
@@ -198,7 +209,7 @@ def report(site: str, before: Snapshot, after: Snapshot) -> str:
         ("AOF rewrites", before.aof_rewrites, after.aof_rewrites),
     ]
     lines = [f"{site}:", f"  {'':34} {'after warm-up':>24} {'after soak':>24}"]
-    lines += [f"  {name:34} {b!s:>24} {a!s:>24}" for name, b, a in rows]
+    lines += [f"  {name:34} {shown(b):>24} {shown(a):>24}" for name, b, a in rows]
     return "\n".join(lines)
 
 

@@ -28,6 +28,8 @@ async def test_two_messages_share_one_connection_from_the_source_address(world, 
     world.relay(YUBIN_RELAY_CONNECTION_CACHE_IDLE_S="30", YUBIN_RELAY_SOURCE_ADDRESS=SOURCE)
     await submit(redis, ["a@amx.world.test"], "first")
     await received(sink, 1)
+    # Finished (acknowledged) means its connection is back in the cache: only then is reuse certain.
+    await all_acknowledged(redis)
     await submit(redis, ["b@amx.world.test"], "second")
     first, second = await received(sink, 2)
 
@@ -91,6 +93,8 @@ async def test_reuse_off_quits_after_each_message(world, redis) -> None:
     world.relay(YUBIN_RELAY_CONNECTION_CACHE_IDLE_S="0")
     await submit(redis, ["a@amx.world.test"], "first")
     await received(sink, 1)
+    # Finished (acknowledged) means its connection is back in the cache: only then is reuse certain.
+    await all_acknowledged(redis)
     await submit(redis, ["b@amx.world.test"], "second")
     first, second = await received(sink, 2)
     assert first.peer != second.peer
