@@ -129,6 +129,14 @@ def lab_ps(args: argparse.Namespace) -> int:
     print(ps_table(state["processes"], now=time.time()))
     if not running:
         print(f"\nthe lab in {lab_dir} is not running (runner pid {state['runner_pid']})")
+        # The supervisor itself was killed (kill -9): its processes live on; say which, to end by pid.
+        left = [
+            f"{name} (pid {p['pid']})"
+            for name, p in state["processes"].items()
+            if p["pid"] is not None and p["state"] != "stopped" and pid_alive(int(p["pid"]))
+        ]
+        if left:
+            print("still running without their supervisor: " + ", ".join(left))
         return ExitCode.NO_LAB
     print(f"\nsupervisor pid {state['runner_pid']}")
     return ExitCode.OK

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +149,10 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.watchers: list[asyncio.Task[None]] = []
         self.flusher: asyncio.Task[None] | None = None
+        self.pending: list[bytes] = []
+        # Every file write happens on this one thread, in order: a write that blocks (a busy disk
+        # throttling writers) must not hold up noticing a dead process and starting it again.
+        self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-disk")
 
     # -- output -------------------------------------------------------------------------------------------
 
@@ -156,20 +161,25 @@ class Supervisor:
         self.write(f"{SUPERVISOR_NAME} | {json.dumps(line)}\n".encode())
 
     def write(self, data: bytes) -> None:
-        """Buffered: `flush_log` writes it out every FLUSH_EVERY_S, so a burst of lines costs one syscall."""
+        """Collected here; `flush_log` hands it to the writer thread every FLUSH_EVERY_S."""
+        self.pending.append(data)
+
+    async def flush(self) -> None:
+        if self.pending:
+            data, self.pending = b"".join(self.pending), []
+            await asyncio.get_running_loop().run_in_executor(self.disk, self.write_out, data)
+
+    def write_out(self, data: bytes) -> None:
         try:
             self.log.write(data)
+            self.log.flush()
         except (OSError, ValueError):
             pass  # a closed or full log must not take the lab down
-
-    def flush(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.log.flush()
 
     async def flush_log(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
-            self.flush()
+            await self.flush()
 
     def save_state(self) -> None:
         state = {
@@ -177,6 +187,9 @@ class Supervisor:
             "updated_at": time.time(),
             "processes": {name: child.status() for name, child in self.children.items()},
         }
+        self.disk.submit(self.write_state, state)
+
+    def write_state(self, state: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             write_info(self.state_file, state)
 
@@ -264,8 +277,10 @@ class Supervisor:
         if self.flusher is not None:
             self.flusher.cancel()
         self.log_event("lab stopped")
-        self.flush()
+        await self.flush()
         self.save_state()
+        await asyncio.get_running_loop().run_in_executor(self.disk, int)  # after every write before it
+        self.disk.shutdown(wait=False)
 
     async def terminate(self, children: list[Child]) -> None:
         running = [c for c in children if c.pid is not None]
