@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from shared.body_store import RedisBodyStore
 from shared.dsn import DELAYED_SUBJECT
 from shared.streams import OUTBOUND
-from tests.integration.delivery.mailboxes import send, stream_envelopes, trace_events, wait_until
+from tests.integration.delivery.mailboxes import files, send, stream_envelopes, trace_events, wait_until
 
 BODY = b"From: carol@beta.test\r\nSubject: big\r\n\r\n" + b"x" * 200 + b"\r\n"
 
@@ -29,8 +29,16 @@ async def dsn_parts(redis: Redis) -> list[tuple[str, dict[str, str]]]:
 async def test_one_delay_notice_while_the_recipient_is_retried(
     start_delivery, site, redis: Redis, mail_root: Path
 ) -> None:
-    site.patch_user("ann@alpha.test", quota_bytes=10)
+    # Room for one copy, not two: the second waits for room (a message larger than the whole quota would
+    # bounce at once instead, see test_delivery_service).
+    site.patch_user("ann@alpha.test", quota_bytes=len(BODY) + 200)
     start_delivery(YUBIN_DELIVERY_DELAY_WARNING_S="0.3")  # lifetime 60 s: no expiry within the test
+    await send(redis, BODY, "carol@beta.test", ["ann@alpha.test"])
+
+    async def first_stored() -> bool:
+        return len(files(mail_root, "ann@alpha.test")) == 1
+
+    await wait_until(first_stored, "the first copy stored")
     await send(redis, BODY, "carol@beta.test", ["ann@alpha.test"])
 
     async def notice() -> bool:
