@@ -173,6 +173,16 @@ def connection(args: argparse.Namespace) -> tuple[str, int, str, str, Path | Non
     return host, port, user, password, ca_file
 
 
+def login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """AUTH PLAIN once when offered. smtplib's login() tries the next mechanism after a 535, so one wrong
+    password would count as two failed logins against the server's throttling."""
+    if "PLAIN" in smtp.esmtp_features.get("auth", "").upper().split():
+        smtp.user, smtp.password = user, password  # what smtplib's auth_plain sends
+        smtp.auth("PLAIN", smtp.auth_plain)
+    else:
+        smtp.login(user, password)
+
+
 def submit(
     host: str,
     port: int,
@@ -196,7 +206,7 @@ def submit(
             elif starttls == "require":
                 raise CliError(f"{host}:{port} does not offer STARTTLS", ExitCode.REJECTED)
             try:
-                smtp.login(user, password)
+                login(smtp, user, password)
             except smtplib.SMTPAuthenticationError as exc:
                 if 400 <= exc.smtp_code < 500:
                     raise reply_error(exc.smtp_code, exc.smtp_error, "login refused") from exc
