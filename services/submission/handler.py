@@ -6,11 +6,10 @@ that accepts must record the address on the envelope itself; its return value is
 
 import logging
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.submission import replies
-from services.submission.acceptance import MailLoop, Transaction, accept_message
+from services.submission.acceptance import MailLoop, MessageQueue, Transaction, accept_message
 from services.submission.addresses import is_ascii, parse_mailbox
 from services.submission.policy import RolePolicy
 from services.submission.session import ReceptionSMTP, TransactionEnvelope
@@ -21,10 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class ReceptionHandler:
-    def __init__(self, settings: SubmissionSettings, policy: RolePolicy, redis: Redis) -> None:
+    def __init__(self, settings: SubmissionSettings, policy: RolePolicy, queue: MessageQueue) -> None:
         self.settings = settings
         self.policy = policy
-        self.redis = redis
+        self.queue = queue
 
     async def handle_MAIL(
         self,
@@ -90,7 +89,7 @@ class ReceptionHandler:
         )
         try:
             accepted = await accept_message(
-                self.redis,
+                self.queue,
                 envelope.original_content,
                 transaction,
                 hostname=self.settings.hostname,

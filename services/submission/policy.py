@@ -10,7 +10,8 @@ from typing import Protocol
 
 from services.submission import replies
 from services.submission.addresses import Mailbox
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import RecipientDirectory
 from shared.config.submission import SmtpRole
 from shared.streams import LOCAL_DELIVERY
 
@@ -42,7 +43,7 @@ class RolePolicy(Protocol):
     async def check_recipient(self, mailbox: Mailbox, auth_user: str | None) -> RecipientDecision: ...
 
 
-async def local_recipient(auth: AuthClient, mailbox: Mailbox) -> RecipientDecision:
+async def local_recipient(auth: RecipientDirectory, mailbox: Mailbox) -> RecipientDecision:
     """A recipient in one of our domains: it must exist and be enabled (unknown and disabled look alike)."""
     try:
         info = await auth.recipient(mailbox.address)

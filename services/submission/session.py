@@ -20,14 +20,16 @@ import re
 from base64 import b64decode
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
+from aiosmtpd.smtp import MISSING, Envelope, syntax
 
 from services.submission import replies
+from services.submission.aiosmtpd_adapter import AiosmtpdSession
 from services.submission.connections import SessionRegistry
 from services.submission.headers import ClientInfo
 from services.submission.message_data import ConnectionClosedInData, read_message_data
 from services.submission.policy import RolePolicy
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import LoginVerifier
 from shared.config.submission import SubmissionSettings
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ MAX_USERNAME = 320  # the auth API's limits (shared.models.VerifyRequest)
 MAX_PASSWORD = 1024
 
 # `<local@domain>` with a dot-atom local part and a plain host name (RFC 5322 §3.2.3 atext): what nearly
-# every MAIL FROM and RCPT TO looks like. `_getaddr` answers these itself; anything else (quotes, comments,
+# every MAIL FROM and RCPT TO looks like. `parse_path` answers these itself; anything else (quotes, comments,
 # source routes, `<>`, UTF-8) goes to aiosmtpd's full parser.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
@@ -55,14 +57,14 @@ class TransactionEnvelope(Envelope):
         self.rcpt_attempts = 0
 
 
-class ReceptionSMTP(SMTP):
+class ReceptionSMTP(AiosmtpdSession):
     def __init__(
         self,
         handler: Any,
         *,
         settings: SubmissionSettings,
         policy: RolePolicy,
-        auth: AuthClient,
+        auth: LoginVerifier,
         registry: SessionRegistry,
         tls_context: Any = None,
     ) -> None:
@@ -94,7 +96,7 @@ class ReceptionSMTP(SMTP):
     # --- connection lifecycle -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self._original_transport is None and self.transport is None  # not the STARTTLS re-entry
+        first = not self.starttls_seen and self.transport is None  # not the STARTTLS re-entry
         super().connection_made(transport)
         if first:
             self._last_activity = self.loop.time()
@@ -109,28 +111,28 @@ class ReceptionSMTP(SMTP):
         self.registry.release(self)
         super().connection_lost(error)
 
-    async def _handle_client(self) -> None:
+    async def serve_commands(self) -> None:
         if not self._admitted:
             refusal = replies.SHUTTING_DOWN if self.registry.stopping else replies.TOO_MANY_CONNECTIONS
             await self._push_raw(refusal.format(host=self.hostname))
             self._close()
             return
-        await super()._handle_client()
+        await super().serve_commands()
 
-    def _timeout_cb(self) -> None:
+    def on_idle_timeout(self) -> None:
         # aiosmtpd restarts its idle timer per command; DATA lines only touch _last_activity (cheaper).
         idle = self.loop.time() - self._last_activity
-        if idle < self._timeout_duration and self._in_data:
-            self._reset_timeout(self._timeout_duration - idle)
+        if idle < self.idle_timeout_s and self._in_data:
+            self.restart_idle_timer(self.idle_timeout_s - idle)
             return
         self.end_session(replies.IDLE_TIMEOUT)
 
     def _touch(self) -> None:
         self._last_activity = self.loop.time()
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
+    def restart_idle_timer(self, duration: float | None = None) -> None:
         self._touch()
-        super()._reset_timeout(duration)
+        super().restart_idle_timer(duration)
 
     @property
     def in_transaction(self) -> bool:
@@ -175,24 +177,24 @@ class ReceptionSMTP(SMTP):
         """421 and close from inside the session; stops the command loop too."""
         await self._push_raw(reply.format(host=self.hostname))
         self._close()
-        if self._handler_coroutine is not None and asyncio.current_task() is self._handler_coroutine:
-            self._handler_coroutine.cancel()  # like QUIT: the loop ends at its next await
+        if self.command_task is not None and asyncio.current_task() is self.command_task:
+            self.command_task.cancel()  # like QUIT: the loop ends at its next await
 
     # --- session state --------------------------------------------------------------------------
 
-    def _create_envelope(self) -> TransactionEnvelope:
+    def new_envelope(self) -> TransactionEnvelope:
         return TransactionEnvelope()
 
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+    def parse_path(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parser, with a fast path for plain `<local@domain>`: the full one (the email
         package's header parser, and a class defined per call) was a tenth of the MX's CPU time."""
         stripped = arg.lstrip()
         plain = _PLAIN_PATH.match(stripped)
         if plain is None:
-            return super()._getaddr(arg)
+            return super().parse_path(arg)
         rest = stripped[plain.end() :].lstrip(" \t")  # as the full parser, which takes the white space
         if rest.startswith("("):  # a comment after the path: the full parser's business
-            return super()._getaddr(arg)
+            return super().parse_path(arg)
         address = plain.group(1)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
@@ -210,14 +212,12 @@ class ReceptionSMTP(SMTP):
         return self.session.auth_data
 
     def _auth_allowed_now(self) -> bool:
-        return self.policy.offers_auth and (
-            self._tls_protocol is not None or self.settings.allow_plaintext_auth
-        )
+        return self.policy.offers_auth and (self.tls_active or self.settings.allow_plaintext_auth)
 
     def client_info(self) -> ClientInfo:
         assert self.session is not None
         tls_version = cipher = None
-        if self._tls_protocol is not None and self.transport is not None:
+        if self.tls_active and self.transport is not None:
             ssl_object = self.transport.get_extra_info("ssl_object")
             tls_version = ssl_object.version() if ssl_object is not None else "TLS"
             cipher_info = self.transport.get_extra_info("cipher")
@@ -240,7 +240,7 @@ class ReceptionSMTP(SMTP):
             await self.push(replies.SYNTAX_EHLO)
             return
         assert self.session is not None
-        self._set_rset_state()
+        self.reset_transaction()
         self.session.extended_smtp = True
         self.session.host_name = hostname
         lines = [
@@ -251,7 +251,7 @@ class ReceptionSMTP(SMTP):
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
         ]
-        if self.tls_context is not None and self._tls_protocol is None:
+        if self.tls_context is not None and not self.tls_active:
             lines.append("STARTTLS")
         if self._auth_allowed_now():
             lines.append("AUTH " + " ".join(AUTH_MECHANISMS))
@@ -266,7 +266,7 @@ class ReceptionSMTP(SMTP):
             await self.push(replies.SYNTAX_HELO)
             return
         assert self.session is not None
-        self._set_rset_state()
+        self.reset_transaction()
         self.session.extended_smtp = False
         self.session.host_name = hostname
         await self._push_raw(f"250 {self.hostname}")
@@ -274,7 +274,7 @@ class ReceptionSMTP(SMTP):
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:
         """RFC 3207; aiosmtpd does the handshake and forgets the session state (§4.2)."""
-        if self._tls_protocol is not None:
+        if self.tls_active:
             await self.push("503 5.5.1 Error: TLS already active")
             return
         if self.tls_context is None:
@@ -400,7 +400,7 @@ class ReceptionSMTP(SMTP):
         self._in_data = True
         try:
             data = await read_message_data(
-                self._reader,
+                self.command_reader,
                 max_size=self.settings.max_message_size,
                 max_line_length=self.settings.max_line_length,
                 on_progress=self._touch,
@@ -415,16 +415,16 @@ class ReceptionSMTP(SMTP):
                 "message refused",
                 extra={"reason": data.problem.name.lower(), "client": self.peer_ip()},
             )
-            self._set_post_data_state()
+            self.end_transaction()
             await self.push(data.problem.value)
             return
         self.envelope.original_content = self.envelope.content = data.content
         self._in_data = True  # storing counts as part of the transaction for a graceful shutdown
         try:
-            status = await self._call_handler_hook("DATA")
+            status = await self.run_handler_hook("DATA")
         finally:
             self._in_data = False
-        self._set_post_data_state()
+        self.end_transaction()
         await self.push(status)
 
     @syntax("VRFY <address>")
