@@ -32,18 +32,10 @@ from services.pop3 import responses as R
 from services.pop3.lock import MaildropLock
 from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
 from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
-from services.pop3.wire import (
-    ConnectionClosed,
-    LineTooLong,
-    drain,
-    encode_message,
-    multiline,
-    read_line,
-    response,
-    send_message,
-)
+from services.pop3.wire import drain, encode_message, multiline, response, send_message
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.config.pop3 import Pop3Settings
+from shared.line_reader import ConnectionClosed, LineTooLong, read_line
 from shared.maildir import UnsafeAddress, mailbox_path
 
 log = logging.getLogger(__name__)

@@ -42,6 +42,7 @@ AUTH_ALREADY = "503 5.5.1 Error: already authenticated"
 AUTH_IN_TRANSACTION = "503 5.5.1 Error: MAIL transaction in progress"
 AUTH_SYNTAX = "501 5.5.4 Syntax: AUTH mechanism [initial-response]"
 AUTH_BAD_BASE64 = "501 5.5.2 Error: cannot decode response"
+AUTH_CANCELLED = "501 5.7.0 Error: authentication cancelled"  # RFC 4954 §4: the client sent "*"
 AUTH_MECHANISM = "504 5.5.4 Error: unsupported authentication mechanism"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
 

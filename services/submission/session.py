@@ -17,10 +17,10 @@ import asyncio
 import binascii
 import logging
 import re
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, Envelope, syntax
+from aiosmtpd.smtp import Envelope, syntax
 
 from services.submission import replies
 from services.submission.aiosmtpd_adapter import AiosmtpdSession
@@ -31,6 +31,7 @@ from services.submission.policy import RolePolicy
 from shared.auth_client import AuthUnavailable
 from shared.auth_protocols import LoginVerifier
 from shared.config.submission import SubmissionSettings
+from shared.line_reader import ConnectionClosed, LineTooLong, read_line
 
 log = logging.getLogger(__name__)
 
@@ -372,12 +373,26 @@ class ReceptionSMTP(AiosmtpdSession):
             except binascii.Error:
                 await self.push(replies.AUTH_BAD_BASE64)
                 return None
+        await self.push(f"334 {b64encode(challenge.encode()).decode()}")
         try:
-            response = await self.challenge_auth(challenge)  # sends 334, reads one line; 501 on "*"
-        except ValueError:  # the line exceeded the stream limit
+            # Not aiosmtpd's challenge_auth: its readline drops only what is buffered of an overlong
+            # line, and a tail arriving later was then run as a command.
+            line = await read_line(self.command_reader)
+        except LineTooLong:
             await self.push(replies.LINE_TOO_LONG)
             return None
-        return None if response is MISSING else response  # type: ignore[return-value]
+        except ConnectionClosed:
+            self._close()
+            return None
+        blob = line.strip()
+        if blob == b"*":  # RFC 4954 §4: the client cancels
+            await self.push(replies.AUTH_CANCELLED)
+            return None
+        try:
+            return b64decode(blob, validate=True)
+        except binascii.Error:
+            await self.push(replies.AUTH_BAD_BASE64)
+            return None
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -198,10 +199,15 @@ class SmtpConversation:
         await self._settle()
         return parse_replies(self.transport.take())
 
-    async def send(self, data: bytes) -> list[Reply]:
+    async def send(self, data: bytes, cuts: Iterable[int] = ()) -> list[Reply]:
+        """Send `data` in pieces cut at `cuts` (as TCP may deliver it), each given time to be read."""
         assert not self.closed
-        self.session.data_received(data)
-        await self._settle()
+        start = 0
+        for end in [*sorted(set(cuts)), len(data)]:
+            if start < end <= len(data) and not self.closed:
+                self.session.data_received(data[start:end])
+                await self._settle()
+                start = end
         return parse_replies(self.transport.take())
 
     async def end(self) -> list[Reply]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from shared.config.submission import SmtpRole
@@ -98,6 +98,7 @@ SASL_PLAIN = st.one_of(
         ]
     ),
     st.binary(max_size=60).map(b64),
+    st.binary(min_size=70, max_size=200).map(b64),  # over the line limit once encoded
 )
 SASL_LOGIN = st.one_of(
     st.sampled_from([b64(USER.encode()), b64(PASSWORD.encode()), b64(b"\xff\xfe"), "*", "=", "%%%"]),
@@ -115,12 +116,12 @@ COMMANDS = st.one_of(
     st.sampled_from(["STARTTLS", "STARTTLS x", "AUTH", "AUTH PLAIN", "AUTH LOGIN", "AUTH CRAM-MD5", "AUTH X Y Z"]),
     st.tuples(st.just("AUTH PLAIN "), SASL_PLAIN).map("".join),
     st.tuples(st.just("AUTH LOGIN "), SASL_LOGIN).map("".join),
-    st.text(max_size=40).filter(lambda t: "\n" not in t),
+    st.text(max_size=40).map(lambda t: t.replace("\n", "")),
 ).map(lambda c: c.encode("utf-8", "surrogateescape") + b"\r\n")  # fmt: skip
 
 JUNK_LINES = st.one_of(
-    st.binary(max_size=60).filter(lambda b: b"\n" not in b).map(lambda b: b + b"\r\n"),
-    st.binary(max_size=60).filter(lambda b: b"\n" not in b).map(lambda b: b + b"\n"),  # bare LF ending
+    st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"") + b"\r\n"),
+    st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"") + b"\n"),  # bare LF ending
     st.integers(90, 400).map(lambda n: b"X" * n + b"\r\n"),  # over the 100-octet line limit
 )
 
@@ -175,10 +176,15 @@ class Payload:
         )
 
 
+def wire_lines(pieces: list[bytes]) -> list[bytes]:
+    """The lines as the server will see them (a piece may hold a CRLF, so be several lines), a line of
+    just "." stuffed by the client (else it would end the data early; RFC 5321 §4.5.2)."""
+    lines = b"".join(piece + b"\r\n" for piece in pieces).split(b"\r\n")[:-1]
+    return [b".." if line == b"." else line for line in lines]
+
+
 PAYLOADS = st.builds(
-    Payload,
-    lines=st.lists(DATA_LINES, max_size=12).filter(lambda ls: b"." not in ls),  # "." alone would end it
-    terminated=st.booleans(),
+    Payload, lines=st.lists(DATA_LINES, max_size=12).map(wire_lines), terminated=st.booleans()
 )
 
 
@@ -212,8 +218,8 @@ def argument_of(line: bytes) -> str:
 
 def recipient_of(line: bytes) -> str | None:
     arg = argument_of(line)
-    match = re.match(r"(?i)TO:\s*<(?:@[^:]*:)?([^>]*)>", arg)
-    return match.group(1) if match else None
+    match = re.match(r"(?i)TO:\s*(?:<(?:@[^:]*:)?([^>]*)>|([^\s<>]+)$)", arg)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def check_reply_form(reply: Reply) -> None:
@@ -281,8 +287,11 @@ def advance(model: Model, conversation: SmtpConversation, sent: bytes, replies: 
         model.mail_from = True
     elif verb == b"RCPT" and reply.code == 250:
         assert model.mail_from, "RCPT accepted outside a transaction"
-        recipient = recipient_of(sent)
-        assert recipient is not None, f"RCPT accepted with an argument that is no path: {sent!r}"
+        envelope = conversation.session.envelope
+        assert envelope is not None and envelope.rcpt_tos, f"250 to {sent!r} but no recipient recorded"
+        recipient = envelope.rcpt_tos[-1]
+        written = recipient_of(sent)
+        assert written is None or written.lower() == recipient.lower(), (written, recipient)
         if model.role is SmtpRole.MX:
             assert recipient.lower() in ENABLED, f"the MX accepted {recipient!r}"
         else:
@@ -296,10 +305,33 @@ def advance(model: Model, conversation: SmtpConversation, sent: bytes, replies: 
         assert reply.code in (252, 501, 502), "VRFY must not tell whether a mailbox exists"
 
 
+LINES = st.one_of(COMMANDS, JUNK_LINES)
+SASL_RESPONSES = st.one_of(SASL_PLAIN, SASL_LOGIN)
+WELL_BEHAVED = st.integers(0, 3).map(bool)  # three times in four the client does the expected next thing
+STEPS = st.integers(0, MAX_STEPS)
+
+
+def next_good_command(model: Model, with_initial_response: bool) -> bytes:
+    """The command that moves a well-behaved client on to the next stage of a transaction."""
+    if not model.greeted:
+        return b"EHLO client.example\r\n"
+    if model.role is SmtpRole.SUBMISSION and not model.authenticated:
+        # With the initial response; without, the credentials may follow as a SASL step (or not).
+        if with_initial_response:
+            return b"AUTH PLAIN " + b64(f"\0{USER}\0{PASSWORD}".encode()).encode() + b"\r\n"
+        return b"AUTH PLAIN\r\n"
+    if not model.mail_from:
+        sender = USER if model.role is SmtpRole.SUBMISSION else "someone@remote.example"
+        return f"MAIL FROM:<{sender}>\r\n".encode()
+    if not model.recipients:
+        return f"RCPT TO:<{USER}>\r\n".encode()
+    return b"DATA\r\n"
+
+
 async def converse(data: st.DataObject, conversation: SmtpConversation, model: Model) -> None:
     greeting = await conversation.start()
     assert [r.code for r in greeting] == [220]
-    for _ in range(data.draw(st.integers(0, MAX_STEPS), label="steps")):
+    for _ in range(data.draw(STEPS, label="steps")):
         if conversation.closed:
             break
         payload: Payload | None = None
@@ -307,12 +339,16 @@ async def converse(data: st.DataObject, conversation: SmtpConversation, model: M
             payload = data.draw(PAYLOADS, label="payload")
             sent = payload.wire
         elif model.expect == "sasl":
-            sent = data.draw(st.one_of(SASL_PLAIN, SASL_LOGIN), label="sasl").encode() + b"\r\n"
+            sent = data.draw(SASL_RESPONSES, label="sasl").encode() + b"\r\n"
+        elif data.draw(WELL_BEHAVED, label="well-behaved"):
+            sent = next_good_command(model, data.draw(st.booleans(), label="initial response"))
         else:
-            sent = data.draw(st.one_of(COMMANDS, JUNK_LINES), label="line")
+            sent = data.draw(LINES, label="line")
         before = len(conversation.queue.stored)
-        replies = await conversation.send(sent)
+        cuts = data.draw(st.lists(st.integers(1, max(1, len(sent) - 1)), max_size=3), label="cuts")
+        replies = await conversation.send(sent, cuts)
         if payload is not None:
+            event("DATA answered " + ",".join(str(r.code) for r in replies))
             check_data_outcome(conversation, model, payload, replies, before)
             if not payload.terminated:
                 assert replies == [] or all(r.code == 421 for r in replies)

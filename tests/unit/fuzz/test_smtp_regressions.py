@@ -1,0 +1,43 @@
+"""What the SMTP fuzzer found, kept as plain examples (each failed before its fix)."""
+
+import asyncio
+import base64
+
+from shared.config.submission import SmtpRole
+from tests.unit.fuzz.smtp_harness import PASSWORD, USER, SmtpConversation
+
+
+def test_an_overlong_sasl_response_in_two_segments_is_one_bad_line() -> None:
+    """The tail of an AUTH response longer than the line limit, arriving after the limit was hit, was run
+    as an SMTP command (aiosmtpd's challenge_auth reads with readline, which drops only what is buffered)."""
+
+    async def main() -> None:
+        conversation = SmtpConversation(SmtpRole.SUBMISSION)
+        await conversation.start()
+        await conversation.send(b"EHLO client.example\r\n")
+        assert [r.code for r in await conversation.send(b"AUTH PLAIN\r\n")] == [334]
+        line = b"A" * 120 + b" RSET\r\n"  # the line limit is 100 octets
+        replies = await conversation.send(line, cuts=[110])
+        assert [r.lines for r in replies] == [
+            [b"500 5.5.2 Error: line too long (RFC 5321 \xc2\xa74.5.3.1.6)"]
+        ]
+        assert [r.code for r in await conversation.send(b"NOOP\r\n")] == [250]
+        await conversation.end()
+
+    asyncio.run(main())
+
+
+def test_auth_login_and_cancel() -> None:
+    async def main() -> None:
+        conversation = SmtpConversation(SmtpRole.SUBMISSION)
+        await conversation.start()
+        await conversation.send(b"EHLO client.example\r\n")
+        assert [r.lines for r in await conversation.send(b"AUTH LOGIN\r\n")] == [[b"334 VXNlcm5hbWU6"]]
+        assert [r.code for r in await conversation.send(b"*\r\n")] == [501]
+        await conversation.send(b"AUTH LOGIN\r\n")
+        await conversation.send(base64.b64encode(USER.encode()) + b"\r\n")
+        replies = await conversation.send(base64.b64encode(PASSWORD.encode()) + b"\r\n")
+        assert [r.code for r in replies] == [235]
+        await conversation.end()
+
+    asyncio.run(main())
