@@ -15,8 +15,9 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from shared.maildir import fsync_dir, parse_sizes
+from shared.maildir import fsync_dir, mailbox_path, parse_sizes
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,11 @@ class Maildrop:
     async def open(cls, directory: Path) -> "Maildrop":
         return cls(directory, await asyncio.to_thread(_scan, directory))
 
+    def open_message(self, message: MaildropMessage) -> BinaryIO:
+        """The stored message, for reading (OSError if it is gone). Opening is a quick metadata lookup,
+        done on the event loop; reading a large file is for a worker thread."""
+        return message.path.open("rb")
+
     def get(self, number: int) -> MaildropMessage:
         if not 1 <= number <= len(self.messages):
             raise NoSuchMessage(number)
@@ -178,3 +184,14 @@ class Maildrop:
             log.warning("could not move message to cur/", extra={"uid": message.uid, "error": str(exc)})
             return
         message.path = target
+
+
+class Maildirs:
+    """Opens the maildrop of an address under `mail_root`: what a session is given to read mail with."""
+
+    def __init__(self, mail_root: Path) -> None:
+        self.mail_root = mail_root
+
+    async def open(self, address: str) -> Maildrop:
+        """Raises UnsafeAddress (an address that cannot be a directory name) or OSError."""
+        return await Maildrop.open(mailbox_path(self.mail_root, address))
