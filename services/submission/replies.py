@@ -127,6 +127,16 @@ def with_enhanced_code(reply: str) -> str:
     return f"{code}{sep}{enhanced} {text}".rstrip()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def without_controls(reply: str) -> str:
+    """A reply line with every control character as "?". aiosmtpd echoes the client's command word in
+    `500 Error: command "..." not recognized`, and that word may hold a CR: sent as is, the reply line
+    would carry a bare CR (RFC 5321 §2.3.8), which a client may take for the end of the line."""
+    return _CONTROL.sub("?", reply)
+
+
 NOT_COUNTED = (TOO_MANY_RECIPIENTS,)
 
 

@@ -160,7 +160,9 @@ class ReceptionSMTP(AiosmtpdSession):
             await super().push(reply.encode("utf-8", "replace"))
 
     async def push(self, status: str | bytes) -> None:
-        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        text = replies.without_controls(
+            status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        )
         if self._greeted:  # the greeting is exempt from enhanced codes (RFC 2034 §3)
             text = replies.with_enhanced_code(text)
         self._greeted = True

@@ -41,3 +41,16 @@ def test_auth_login_and_cancel() -> None:
         await conversation.end()
 
     asyncio.run(main())
+
+
+def test_a_control_character_in_an_unknown_command_is_not_echoed() -> None:
+    """aiosmtpd's `500 Error: command "MAIL\\r" not recognized` put a bare CR into the reply line."""
+
+    async def main() -> None:
+        conversation = SmtpConversation(SmtpRole.MX)
+        await conversation.start()
+        replies = await conversation.send(b"MAIL\r SIZE=100\r\n")
+        assert [r.lines for r in replies] == [[b'500 5.5.2 Error: command "MAIL?" not recognized']]
+        await conversation.end()
+
+    asyncio.run(main())
