@@ -64,7 +64,7 @@ COMMANDS = st.one_of(
     st.tuples(st.sampled_from(["LIST ", "UIDL ", "RETR ", "DELE ", "TOP "]), NUMBERS).map("".join),
     st.tuples(st.just("TOP "), NUMBERS, st.just(" "), NUMBERS).map("".join),
     st.text(max_size=40).map(lambda t: t.replace("\n", "")),
-).map(lambda c: c.encode("utf-8", "surrogateescape") + b"\r\n")  # fmt: skip
+).map(lambda c: c.replace("\n", "").encode("utf-8", "surrogateescape") + b"\r\n")  # fmt: skip
 JUNK = st.one_of(
     st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"") + b"\r\n"),
     st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"") + b"\n"),

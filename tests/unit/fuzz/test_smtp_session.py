@@ -117,7 +117,7 @@ COMMANDS = st.one_of(
     st.tuples(st.just("AUTH PLAIN "), SASL_PLAIN).map("".join),
     st.tuples(st.just("AUTH LOGIN "), SASL_LOGIN).map("".join),
     st.text(max_size=40).map(lambda t: t.replace("\n", "")),
-).map(lambda c: c.encode("utf-8", "surrogateescape") + b"\r\n")  # fmt: skip
+).map(lambda c: c.replace("\n", "").encode("utf-8", "surrogateescape") + b"\r\n")  # fmt: skip
 
 JUNK_LINES = st.one_of(
     st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"") + b"\r\n"),
