@@ -9,7 +9,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 EXAMPLES_ENV = "YUBIN_FUZZ_EXAMPLES"
-DEFAULT_EXAMPLES = 400
+DEFAULT_EXAMPLES = 600
 
 
 def fuzz_settings(share: float = 1.0) -> settings:
