@@ -194,14 +194,20 @@ class ReceptionSMTP(AiosmtpdSession):
         stripped = arg.lstrip()
         plain = _PLAIN_PATH.match(stripped)
         if plain is None:
-            return super().parse_path(arg)
+            return self._full_parse(arg)
         rest = stripped[plain.end() :].lstrip(" \t")  # as the full parser, which takes the white space
         if rest.startswith("("):  # a comment after the path: the full parser's business
-            return super().parse_path(arg)
+            return self._full_parse(arg)
         address = plain.group(1)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return address, rest
+
+    def _full_parse(self, arg: str) -> tuple[str | None, str | None]:
+        try:
+            return super().parse_path(arg)
+        except IndexError:  # the email package's parser on some truncated input (`MAIL FROM:x@`)
+            return None, None  # aiosmtpd answers 553 5.1.3 malformed address
 
     def peer_ip(self) -> str | None:
         peer = self.session.peer if self.session is not None else None

@@ -54,3 +54,19 @@ def test_a_control_character_in_an_unknown_command_is_not_echoed() -> None:
         await conversation.end()
 
     asyncio.run(main())
+
+
+def test_an_address_the_email_parser_chokes_on_is_a_syntax_error() -> None:
+    """`MAIL FROM:x@` made the email package's parser raise IndexError: aiosmtpd's catch-all answered 451
+    (a temporary failure, inviting a retry) and logged a traceback."""
+
+    async def main() -> None:
+        conversation = SmtpConversation(SmtpRole.MX)
+        await conversation.start()
+        await conversation.send(b"EHLO client.example\r\n")
+        replies = await conversation.send(b"MAIL FROM:x@\r\n")
+        assert [r.code for r in replies] == [553]
+        assert not conversation.handler.exceptions
+        await conversation.end()
+
+    asyncio.run(main())
