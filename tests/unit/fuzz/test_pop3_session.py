@@ -238,7 +238,7 @@ def advance(model: Model, conversation: Pop3Conversation, sent: bytes, output: b
                 check_transaction_reply(model, verb, argument, first, body)
         elif model.state == "TRANSACTION":
             check_transaction_reply(model, verb, argument, first, body)
-        if verb == b"PASS":
+        if verb == b"PASS" and first != b"-ERR Line too long":  # an overlong line is no PASS at all
             model.user = None
 
 
