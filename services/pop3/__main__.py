@@ -3,6 +3,8 @@
 import asyncio
 import logging
 
+from services.pop3.lock import MaildropLocks
+from services.pop3.maildrop import Maildirs
 from services.pop3.server import Pop3Server, tls_context
 from services.pop3.session import SessionEnv
 from shared.auth_client import AuthClient
@@ -21,7 +23,13 @@ async def main() -> None:
     redis = connect(settings.redis_url)
     try:
         async with AuthClient(settings) as auth:
-            env = SessionEnv(settings=settings, auth=auth, redis=redis, tls=tls_context(settings))
+            env = SessionEnv(
+                settings=settings,
+                auth=auth,
+                locks=MaildropLocks(redis, settings.pop3_lock_ttl_ms),
+                maildrops=Maildirs(settings.mail_root, redis),
+                tls=tls_context(settings),
+            )
             await Pop3Server(env).serve(stop)
     finally:
         await redis.aclose()

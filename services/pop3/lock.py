@@ -37,6 +37,17 @@ def lock_key(address: str) -> str:
     return f"{KEY_PREFIX}{address}"
 
 
+class MaildropLocks:
+    """Makes the Redis lock of one maildrop: what a session is given to lock with."""
+
+    def __init__(self, redis: Redis, ttl_ms: int) -> None:
+        self._redis = redis
+        self.ttl_ms = ttl_ms
+
+    def for_address(self, address: str) -> "MaildropLock":
+        return MaildropLock(self._redis, address, self.ttl_ms)
+
+
 class MaildropLock:
     def __init__(self, redis: Redis, address: str, ttl_ms: int) -> None:
         self._redis = redis

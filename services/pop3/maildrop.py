@@ -15,8 +15,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from shared.maildir import fsync_dir, parse_sizes
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.mailbox_usage import MailboxUsage
+from shared.maildir import fsync_dir, mailbox_path, parse_sizes
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,11 @@ class Maildrop:
     async def open(cls, directory: Path) -> "Maildrop":
         return cls(directory, await asyncio.to_thread(_scan, directory))
 
+    def open_message(self, message: MaildropMessage) -> BinaryIO:
+        """The stored message, for reading (OSError if it is gone). Opening is a quick metadata lookup,
+        done on the event loop; reading a large file is for a worker thread."""
+        return message.path.open("rb")
+
     def get(self, number: int) -> MaildropMessage:
         if not 1 <= number <= len(self.messages):
             raise NoSuchMessage(number)
@@ -188,3 +198,24 @@ class Maildrop:
             log.warning("could not move message to cur/", extra={"uid": message.uid, "error": str(exc)})
             return
         message.path = target
+
+
+class Maildirs:
+    """Opens the maildrop of an address under `mail_root`: what a session is given to read mail with; and
+    keeps delivery's quota usage (`shared.mailbox_usage`, in the site's Redis) right when UPDATE removes mail."""
+
+    def __init__(self, mail_root: Path, redis: Redis) -> None:
+        self.mail_root = mail_root
+        self.usage = MailboxUsage(redis)
+
+    async def open(self, address: str) -> Maildrop:
+        """Raises UnsafeAddress (an address that cannot be a directory name) or OSError."""
+        return await Maildrop.open(mailbox_path(self.mail_root, address))
+
+    async def release_quota(self, address: str, octets: int) -> None:
+        # If Redis is unreachable the usage stays too high until the delivery service next starts and
+        # counts afresh: a later deferral, never a lost message.
+        try:
+            await self.usage.add(address, -octets)
+        except RedisError as exc:
+            log.warning("could not update mailbox usage", extra={"user": address, "error": str(exc)})

@@ -24,28 +24,19 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.pop3 import responses as R
-from services.pop3.lock import MaildropLock
 from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
 from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
-from services.pop3.wire import (
-    ConnectionClosed,
-    LineTooLong,
-    drain,
-    encode_message,
-    multiline,
-    read_line,
-    response,
-    send_message,
-)
-from shared.auth_client import AuthClient, AuthUnavailable
+from services.pop3.wire import drain, encode_message, multiline, response, send_message
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import LoginVerifier
 from shared.config.pop3 import Pop3Settings
-from shared.mailbox_usage import MailboxUsage
-from shared.maildir import UnsafeAddress, mailbox_path
+from shared.line_reader import ConnectionClosed, LineTooLong, read_line
+from shared.maildir import UnsafeAddress
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +47,44 @@ class State(enum.Enum):
     UPDATE = "UPDATE"
 
 
+class Lock(Protocol):
+    """The lock of one maildrop (`MaildropLock`); acquire and renew raise RedisError when Redis fails."""
+
+    held: bool
+
+    async def acquire(self) -> bool: ...
+
+    async def renew(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+    async def keep_alive(self, lost: asyncio.Event) -> None: ...
+
+
+class Locks(Protocol):
+    def for_address(self, address: str) -> Lock: ...
+
+
+class Maildrops(Protocol):
+    async def open(self, address: str) -> Maildrop:
+        """Raises UnsafeAddress or OSError."""
+        ...
+
+    async def release_quota(self, address: str, octets: int) -> None:
+        """UPDATE removed `octets` from the mailbox: the usage delivery checks the quota against goes down.
+        Best effort (never raises): a miss leaves usage too high until delivery counts afresh."""
+        ...
+
+
 @dataclass
 class SessionEnv:
-    """What every session shares: settings and the connections to the rest of the site."""
+    """What every session shares: settings and the rest of the site (Redis locks and Maildirs in the
+    service; in-memory ones in the fuzz tests)."""
 
     settings: Pop3Settings
-    auth: AuthClient
-    redis: Redis
+    auth: LoginVerifier
+    locks: Locks
+    maildrops: Maildrops
     tls: ssl.SSLContext | None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -88,7 +110,7 @@ class Pop3Session:
         self.username: str | None = None  # from USER, waiting for PASS
         self.address: str | None = None  # logged in as
         self.maildrop: Maildrop | None = None
-        self.lock: MaildropLock | None = None
+        self.lock: Lock | None = None
         self._lock_lost = asyncio.Event()
         self._keep_alive: asyncio.Task[None] | None = None
         self._interrupts: tuple[asyncio.Future[bool], asyncio.Future[bool]] | None = None  # (stop, lock lost)
@@ -358,13 +380,7 @@ class Pop3Session:
 
     async def _open_maildrop(self, address: str) -> None:
         """Lock, then snapshot (RFC 1939 §8: the lock is taken when the session enters TRANSACTION)."""
-        try:
-            directory = mailbox_path(self.settings.mail_root, address)
-        except UnsafeAddress:
-            log.error("auth service returned an unusable address", extra={"address": address})
-            await self.reply(R.ERR_MAILDROP_UNAVAILABLE)
-            return
-        lock = MaildropLock(self.env.redis, address, self.settings.pop3_lock_ttl_ms)
+        lock = self.env.locks.for_address(address)
         try:
             if not await lock.acquire():
                 log.info("maildrop in use", extra={"user": address})
@@ -376,9 +392,9 @@ class Pop3Session:
             return
         self.lock = lock  # from here on `_end` releases it, whatever happens
         try:
-            maildrop = await Maildrop.open(directory)
-        except OSError as exc:
-            log.error("could not read maildrop", extra={"user": address, "error": str(exc)})
+            maildrop = await self.env.maildrops.open(address)
+        except (UnsafeAddress, OSError) as exc:
+            log.error("could not read maildrop", extra={"user": address, "error": repr(exc)})
             await lock.release()
             self.lock = None
             await self.reply(R.ERR_MAILDROP_UNAVAILABLE)
@@ -463,13 +479,16 @@ class Pop3Session:
         hop to a worker thread), streamed from a worker thread if large."""
         try:
             # Opening is a quick metadata lookup; only reading a large file is worth a thread.
-            file = message.path.open("rb")
+            assert self.maildrop is not None
+            file = self.maildrop.open_message(message)
         except OSError as exc:
             log.error("cannot open message", extra={"uid": message.uid, "error": str(exc)})
             await self.reply(R.ERR_MESSAGE_GONE)
             return False
         with file:
-            if os.fstat(file.fileno()).st_size <= self.settings.pop3_inline_read_max_bytes:
+            size = file.seek(0, os.SEEK_END)  # one lseek, like the fstat it replaces; works in memory too
+            file.seek(0)
+            if size <= self.settings.pop3_inline_read_max_bytes:
                 await self.send(response(first) + encode_message(file.read(), body_lines))
             else:
                 await send_message(
@@ -529,15 +548,8 @@ class Pop3Session:
             await self.reply(f"{R.BYE} ({removed} messages deleted)")
 
     async def _release_quota(self, octets: int) -> None:
-        """Lower the mailbox's quota usage kept for delivery by what UPDATE removed (see
-        `shared.mailbox_usage`). If Redis is unreachable the usage stays too high until the delivery
-        service next starts and counts afresh: a later deferral, never a lost message."""
-        if not octets or self.address is None:
-            return
-        try:
-            await MailboxUsage(self.env.redis).add(self.address, -octets)
-        except RedisError as exc:
-            log.warning("could not update mailbox usage", extra={"user": self.address, "error": str(exc)})
+        if octets and self.address is not None:
+            await self.env.maildrops.release_quota(self.address, octets)
 
 
 _AUTH = frozenset({State.AUTHORIZATION})

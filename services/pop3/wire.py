@@ -1,4 +1,4 @@
-"""The POP3 wire format: command lines in; single-line and dot-stuffed multi-line responses out.
+"""The POP3 wire format (command lines come in through `shared.line_reader`): single-line and dot-stuffed multi-line responses out.
 
 RFC 1939 §3: responses end in CRLF; a multi-line response ends with a line holding only "."; any line that
 begins with "." gets another "." in front ("byte-stuffing"). Messages are stored with LF line endings
@@ -15,39 +15,6 @@ from typing import BinaryIO
 CRLF = b"\r\n"
 END = b".\r\n"
 _READ_CHUNK = 64 * 1024
-
-
-class LineTooLong(Exception):
-    """A line longer than the reader's limit arrived; it was read and thrown away."""
-
-
-class ConnectionClosed(Exception):
-    """The client closed the connection (possibly in the middle of a line)."""
-
-
-async def read_line(reader: asyncio.StreamReader) -> bytes:
-    """One line including its line break. The reader's `limit` bounds the length: a longer line is
-    discarded up to and including its line break and reported as `LineTooLong`, so the session can
-    answer -ERR and go on with the next line."""
-    try:
-        return await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        raise ConnectionClosed from exc
-    except asyncio.LimitOverrunError as exc:
-        await _discard_line(reader, exc.consumed)
-        raise LineTooLong from None
-
-
-async def _discard_line(reader: asyncio.StreamReader, consumed: int) -> None:
-    while True:
-        try:
-            await reader.readexactly(consumed)
-            await reader.readuntil(b"\n")
-            return
-        except asyncio.IncompleteReadError as exc:
-            raise ConnectionClosed from exc
-        except asyncio.LimitOverrunError as exc:
-            consumed = exc.consumed
 
 
 def response(line: str) -> bytes:

@@ -6,6 +6,7 @@ Only after that returns does the client get `250 ... queued as <id>`.
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -34,12 +35,28 @@ class Accepted:
     message_id: str | None
 
 
+class MessageQueue(Protocol):
+    """Where an accepted message goes; `enqueue` returns only once it is durable."""
+
+    async def enqueue(self, body: bytes, routes: dict[str, Envelope], trace: TraceEvent) -> None: ...
+
+
+class RedisMessageQueue:
+    """The real queue: one MULTI/EXEC in Redis (`shared.enqueue`)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def enqueue(self, body: bytes, routes: dict[str, Envelope], trace: TraceEvent) -> None:
+        await enqueue(self._redis, body, routes, trace)
+
+
 class MailLoop(Exception):
     """More Received fields than `replies.MAX_RECEIVED_HEADERS`."""
 
 
 async def accept_message(
-    redis: Redis,
+    queue: MessageQueue,
     content: bytes,
     transaction: Transaction,
     *,
@@ -98,5 +115,5 @@ async def accept_message(
             "auth_user": transaction.auth_user,
         },
     )
-    await enqueue(redis, body, routes, trace)
+    await queue.enqueue(body, routes, trace)
     return Accepted(queue_id=queue_id, message_id=message_id)

@@ -8,11 +8,10 @@ itself; its return value is the reply.
 import logging
 
 from aiosmtpd.smtp import Session
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.submission import replies
-from services.submission.acceptance import MailLoop, Transaction, accept_message
+from services.submission.acceptance import MailLoop, MessageQueue, Transaction, accept_message
 from services.submission.addresses import NULL_PATH, Mailbox
 from services.submission.paths import KeywordError, PathSyntaxError, parse_mail_argument, parse_rcpt_argument
 from services.submission.policy import RolePolicy
@@ -24,10 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class ReceptionHandler:
-    def __init__(self, settings: SubmissionSettings, policy: RolePolicy, redis: Redis) -> None:
+    def __init__(self, settings: SubmissionSettings, policy: RolePolicy, queue: MessageQueue) -> None:
         self.settings = settings
         self.policy = policy
-        self.redis = redis
+        self.queue = queue
 
     async def handle_MAIL(
         self, server: ReceptionSMTP, session: Session, envelope: TransactionEnvelope, arg: str
@@ -132,7 +131,7 @@ class ReceptionHandler:
         )
         try:
             accepted = await accept_message(
-                self.redis,
+                self.queue,
                 envelope.original_content,
                 transaction,
                 hostname=self.settings.hostname,

@@ -8,13 +8,14 @@ import asyncio
 import logging
 import time
 
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import DomainDirectory
 
 log = logging.getLogger(__name__)
 
 
 class LocalDomains:
-    def __init__(self, auth: AuthClient, refresh_s: float) -> None:
+    def __init__(self, auth: DomainDirectory, refresh_s: float) -> None:
         self._auth = auth
         self._refresh_s = refresh_s
         self._domains: frozenset[str] | None = None

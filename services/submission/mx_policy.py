@@ -9,7 +9,8 @@ from services.submission.addresses import Mailbox
 from services.submission.local_domains import LocalDomains
 from services.submission.paths import PathArgument
 from services.submission.policy import RecipientDecision, SenderDecision, local_recipient
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import RecipientDirectory
 from shared.config.submission import SmtpRole
 from shared.models import NULL_SENDER
 
@@ -19,7 +20,7 @@ class MxPolicy:
     offers_auth = False
     adds_missing_headers = False
 
-    def __init__(self, auth: AuthClient, domains: LocalDomains) -> None:
+    def __init__(self, auth: RecipientDirectory, domains: LocalDomains) -> None:
         self._auth = auth
         self._domains = domains
 

@@ -12,7 +12,8 @@ from services.submission import replies
 from services.submission.addresses import Mailbox
 from services.submission.local_domains import LocalDomains
 from services.submission.paths import PathArgument
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import RecipientDirectory
 from shared.config.submission import SmtpRole
 from shared.streams import LOCAL_DELIVERY, OUTBOUND
 
@@ -50,7 +51,9 @@ class RolePolicy(Protocol):
         ...
 
 
-async def local_recipient(auth: AuthClient, domains: LocalDomains, mailbox: Mailbox) -> RecipientDecision:
+async def local_recipient(
+    auth: RecipientDirectory, domains: LocalDomains, mailbox: Mailbox
+) -> RecipientDecision:
     """A recipient in one of our domains: a mailbox that exists and is enabled (unknown and disabled look
     alike), or an alias, expanded here by the auth service (loops and depth are bounded there), so that
     its local destinations go to local delivery and its remote ones to the relay in the same MULTI."""

@@ -46,6 +46,7 @@ AUTH_ALREADY = "503 5.5.1 Error: already authenticated"
 AUTH_IN_TRANSACTION = "503 5.5.1 Error: MAIL transaction in progress"
 AUTH_SYNTAX = "501 5.5.4 Syntax: AUTH mechanism [initial-response]"
 AUTH_BAD_BASE64 = "501 5.5.2 Error: cannot decode response"
+AUTH_CANCELLED = "501 5.7.0 Error: authentication cancelled"  # RFC 4954 §4: the client sent "*"
 AUTH_MECHANISM = "504 5.5.4 Error: unsupported authentication mechanism"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
 
@@ -140,6 +141,16 @@ def with_enhanced_code(reply: str) -> str:
         else:
             return reply
     return f"{code}{sep}{enhanced} {text}".rstrip()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def without_controls(reply: str) -> str:
+    """A reply line with every control character as "?". aiosmtpd echoes the client's command word in
+    `500 Error: command "..." not recognized`, and that word may hold a CR: sent as is, the reply line
+    would carry a bare CR (RFC 5321 §2.3.8), which a client may take for the end of the line."""
+    return _CONTROL.sub("?", reply)
 
 
 NOT_COUNTED = (TOO_MANY_RECIPIENTS, INSUFFICIENT_STORAGE)  # the second is our shortage, not theirs

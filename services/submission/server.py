@@ -4,6 +4,7 @@ import asyncio
 import logging
 
 from services.submission import replies
+from services.submission.acceptance import RedisMessageQueue
 from services.submission.connections import SessionRegistry
 from services.submission.handler import ReceptionHandler
 from services.submission.local_domains import LocalDomains
@@ -30,7 +31,7 @@ async def serve(settings: SubmissionSettings, stop: asyncio.Event) -> None:
     redis = connect(settings.redis_url)
     auth = AuthClient(settings)
     policy = role_policy(settings, auth)
-    handler = ReceptionHandler(settings, policy, redis)
+    handler = ReceptionHandler(settings, policy, RedisMessageQueue(redis))
     registry = SessionRegistry.for_listener(settings)
     tls_context = server_tls_context(settings)
 

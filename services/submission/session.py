@@ -19,20 +19,23 @@ length, message size (and recipients per message in `handler`).
 import asyncio
 import binascii
 import logging
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, syntax
+from aiosmtpd.smtp import Envelope, syntax
 
 from services.submission import replies
+from services.submission.aiosmtpd_adapter import AiosmtpdSession
 from services.submission.client_address import canonical_ip
 from services.submission.connections import Refusal, SessionRegistry
 from services.submission.data_budget import Reservation, declared_size
 from services.submission.headers import ClientInfo
 from services.submission.message_data import ConnectionClosedInData, read_message_data
 from services.submission.policy import RolePolicy
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import LoginVerifier
 from shared.config.submission import SubmissionSettings
+from shared.line_reader import ConnectionClosed, LineTooLong, read_line
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,14 @@ class TransactionEnvelope(Envelope):
         self.rcpt_attempts = 0
 
 
-class ReceptionSMTP(SMTP):
+class ReceptionSMTP(AiosmtpdSession):
     def __init__(
         self,
         handler: Any,
         *,
         settings: SubmissionSettings,
         policy: RolePolicy,
-        auth: AuthClient,
+        auth: LoginVerifier,
         registry: SessionRegistry,
         tls_context: Any = None,
     ) -> None:
@@ -93,7 +96,7 @@ class ReceptionSMTP(SMTP):
     # --- connection lifecycle -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self._original_transport is None and self.transport is None  # not the STARTTLS re-entry
+        first = not self.starttls_seen and self.transport is None  # not the STARTTLS re-entry
         super().connection_made(transport)
         if first:
             self._last_activity = self.loop.time()
@@ -108,34 +111,35 @@ class ReceptionSMTP(SMTP):
         self.registry.release(self)
         super().connection_lost(error)
 
-    async def _handle_client(self) -> None:
+    async def serve_commands(self) -> None:
         if self._refusal is not None:
             await self._push_raw(self._refusal.reply(self.hostname, self.peer_ip()))
             self._close()
             return
-        await super()._handle_client()
+        await super().serve_commands()
 
-    def _timeout_cb(self) -> None:
+    def on_idle_timeout(self) -> None:
         # aiosmtpd restarts its idle timer per command; DATA lines only touch _last_activity (cheaper).
         idle = self.loop.time() - self._last_activity
         if idle < self.registry.idle_timeout_s and self._in_data:
-            super()._reset_timeout(self.registry.idle_timeout_s - idle)
+            self.restart_idle_timer(self.registry.idle_timeout_s - idle)
             return
         self.end_session(replies.IDLE_TIMEOUT)
 
     def idle_timeout_changed(self) -> None:
         """The listener went into stress mode: the shorter idle limit counts from the last activity."""
-        if self._closing or self._timeout_handle is None:
+        if self._closing or not self.idle_timer_armed:
             return
         idle = self.loop.time() - self._last_activity
-        super()._reset_timeout(max(self.registry.idle_timeout_s - idle, 0.001))
+        # The adapter's restart, not ours: re-arming is not activity.
+        super().restart_idle_timer(max(self.registry.idle_timeout_s - idle, 0.001))
 
     def _touch(self) -> None:
         self._last_activity = self.loop.time()
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
+    def restart_idle_timer(self, duration: float | None = None) -> None:
         self._touch()
-        super()._reset_timeout(duration or self.registry.idle_timeout_s)  # shorter under stress
+        super().restart_idle_timer(duration or self.registry.idle_timeout_s)  # shorter under stress
 
     @property
     def in_transaction(self) -> bool:
@@ -162,7 +166,9 @@ class ReceptionSMTP(SMTP):
             await super().push(reply.encode("utf-8", "replace"))
 
     async def push(self, status: str | bytes) -> None:
-        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        text = replies.without_controls(
+            status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        )
         if self._greeted:  # the greeting is exempt from enhanced codes (RFC 2034 §3)
             text = replies.with_enhanced_code(text)
         self._greeted = True
@@ -180,13 +186,21 @@ class ReceptionSMTP(SMTP):
         """421 and close from inside the session; stops the command loop too."""
         await self._push_raw(reply.format(host=self.hostname))
         self._close()
-        if self._handler_coroutine is not None and asyncio.current_task() is self._handler_coroutine:
-            self._handler_coroutine.cancel()  # like QUIT: the loop ends at its next await
+        if self.command_task is not None and asyncio.current_task() is self.command_task:
+            self.command_task.cancel()  # like QUIT: the loop ends at its next await
 
     # --- session state --------------------------------------------------------------------------
 
-    def _create_envelope(self) -> TransactionEnvelope:
+    def new_envelope(self) -> TransactionEnvelope:
         return TransactionEnvelope()
+
+    def parse_path(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parser (VRFY; MAIL and RCPT use `paths`). The email package's parser raises
+        IndexError on some truncated input (`x@`), which aiosmtpd would answer 451 with a traceback."""
+        try:
+            return super().parse_path(arg)
+        except IndexError:
+            return None, None  # aiosmtpd answers 553 5.1.3 malformed address
 
     def peer_ip(self) -> str | None:
         peer = self.session.peer if self.session is not None else None
@@ -200,14 +214,12 @@ class ReceptionSMTP(SMTP):
         return self.session.auth_data
 
     def _auth_allowed_now(self) -> bool:
-        return self.policy.offers_auth and (
-            self._tls_protocol is not None or self.settings.allow_plaintext_auth
-        )
+        return self.policy.offers_auth and (self.tls_active or self.settings.allow_plaintext_auth)
 
     def client_info(self) -> ClientInfo:
         assert self.session is not None
         tls_version = cipher = None
-        if self._tls_protocol is not None and self.transport is not None:
+        if self.tls_active and self.transport is not None:
             ssl_object = self.transport.get_extra_info("ssl_object")
             tls_version = ssl_object.version() if ssl_object is not None else "TLS"
             cipher_info = self.transport.get_extra_info("cipher")
@@ -230,7 +242,7 @@ class ReceptionSMTP(SMTP):
             await self.push(replies.SYNTAX_EHLO)
             return
         assert self.session is not None
-        self._set_rset_state()
+        self.reset_transaction()
         self.session.extended_smtp = True
         self.session.host_name = hostname
         lines = [
@@ -241,7 +253,7 @@ class ReceptionSMTP(SMTP):
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
         ]
-        if self.tls_context is not None and self._tls_protocol is None:
+        if self.tls_context is not None and not self.tls_active:
             lines.append("STARTTLS")
         if self._auth_allowed_now():
             lines.append("AUTH " + " ".join(AUTH_MECHANISMS))
@@ -256,7 +268,7 @@ class ReceptionSMTP(SMTP):
             await self.push(replies.SYNTAX_HELO)
             return
         assert self.session is not None
-        self._set_rset_state()
+        self.reset_transaction()
         self.session.extended_smtp = False
         self.session.host_name = hostname
         await self._push_raw(f"250 {self.hostname}")
@@ -264,7 +276,7 @@ class ReceptionSMTP(SMTP):
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:
         """RFC 3207; aiosmtpd does the handshake and forgets the session state (§4.2)."""
-        if self._tls_protocol is not None:
+        if self.tls_active:
             await self.push("503 5.5.1 Error: TLS already active")
             return
         if self.tls_context is None:
@@ -362,12 +374,26 @@ class ReceptionSMTP(SMTP):
             except binascii.Error:
                 await self.push(replies.AUTH_BAD_BASE64)
                 return None
+        await self.push(f"334 {b64encode(challenge.encode()).decode()}")
         try:
-            response = await self.challenge_auth(challenge)  # sends 334, reads one line; 501 on "*"
-        except ValueError:  # the line exceeded the stream limit
+            # Not aiosmtpd's challenge_auth: its readline drops only what is buffered of an overlong
+            # line, and a tail arriving later was then run as a command.
+            line = await read_line(self.command_reader)
+        except LineTooLong:
             await self.push(replies.LINE_TOO_LONG)
             return None
-        return None if response is MISSING else response  # type: ignore[return-value]
+        except ConnectionClosed:
+            self._close()
+            return None
+        blob = line.strip()
+        if blob == b"*":  # RFC 4954 §4: the client cancels
+            await self.push(replies.AUTH_CANCELLED)
+            return None
+        try:
+            return b64decode(blob, validate=True)
+        except binascii.Error:
+            await self.push(replies.AUTH_BAD_BASE64)
+            return None
 
     @syntax("MAIL FROM:<address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
@@ -378,7 +404,7 @@ class ReceptionSMTP(SMTP):
         if self.envelope.mail_from:
             await self.push(replies.NESTED_MAIL)
             return
-        await self.push(await self._call_handler_hook("MAIL", arg or ""))
+        await self.push(await self.run_handler_hook("MAIL", arg or ""))
 
     @syntax("RCPT TO:<address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -389,7 +415,7 @@ class ReceptionSMTP(SMTP):
         if not self.envelope.mail_from:
             await self.push(replies.NEED_MAIL)
             return
-        await self.push(await self._call_handler_hook("RCPT", arg or ""))
+        await self.push(await self.run_handler_hook("RCPT", arg or ""))
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
@@ -426,7 +452,7 @@ class ReceptionSMTP(SMTP):
         self._in_data = True
         try:
             data = await read_message_data(
-                self._reader,
+                self.command_reader,
                 max_size=self.settings.max_message_size,
                 max_line_length=self.settings.max_line_length,
                 on_progress=self._touch,
@@ -442,16 +468,16 @@ class ReceptionSMTP(SMTP):
                 "message refused",
                 extra={"reason": data.problem.name.lower(), "client": self.peer_ip()},
             )
-            self._set_post_data_state()
+            self.end_transaction()
             await self.push(data.problem.value)
             return
         self.envelope.original_content = self.envelope.content = data.content
         self._in_data = True  # storing counts as part of the transaction for a graceful shutdown
         try:
-            status = await self._call_handler_hook("DATA")
+            status = await self.run_handler_hook("DATA")
         finally:
             self._in_data = False
-        self._set_post_data_state()
+        self.end_transaction()
         await self.push(status)
 
     @syntax("VRFY <address>")

@@ -9,7 +9,8 @@ from services.submission.addresses import Mailbox, parse_mailbox
 from services.submission.local_domains import LocalDomains
 from services.submission.paths import PathArgument
 from services.submission.policy import RecipientDecision, SenderDecision, local_recipient
-from shared.auth_client import AuthClient, AuthUnavailable
+from shared.auth_client import AuthUnavailable
+from shared.auth_protocols import RecipientDirectory
 from shared.config.submission import SmtpRole
 from shared.streams import OUTBOUND
 
@@ -25,7 +26,7 @@ class SubmissionPolicy:
     offers_auth = True
     adds_missing_headers = True
 
-    def __init__(self, auth: AuthClient, domains: LocalDomains) -> None:
+    def __init__(self, auth: RecipientDirectory, domains: LocalDomains) -> None:
         self._auth = auth
         self._domains = domains
 

@@ -5,14 +5,8 @@ import random
 
 import pytest
 
-from services.pop3.wire import (
-    ConnectionClosed,
-    LineTooLong,
-    MessageEncoder,
-    encode_message,
-    multiline,
-    read_line,
-)
+from services.pop3.wire import MessageEncoder, encode_message, multiline
+from shared.line_reader import ConnectionClosed, LineTooLong, read_line
 from shared.maildir import to_disk, wire_size
 
 MESSAGE = b"Subject: t\r\nX: y\r\n\r\nline 1\r\n.starts with a dot\r\n..two dots\r\nline 4\r\n.\r\nlast\r\n"

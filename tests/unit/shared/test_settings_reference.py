@@ -23,10 +23,10 @@ def test_every_setting_has_a_description() -> None:
             assert field.description, f"{service}: {name} has no description"
 
 
-# Variables the docs name that are not service settings: the yubin client's and the lab's own.
+# Variables the docs name that are not service settings: the yubin client's, the lab's and the tests' own.
 CLIENT_VARIABLES = {
     "YUBIN_ADMIN_URL", "YUBIN_ADMIN_TOKEN", "YUBIN_PASSWORD", "YUBIN_LAB_DIR", "YUBIN_LAB_INFO",
-    "YUBIN_E2E_LAB_INFO", "YUBIN_NAME", "YUBIN_X",
+    "YUBIN_E2E_LAB_INFO", "YUBIN_NAME", "YUBIN_X", "YUBIN_FUZZ_EXAMPLES",
 }  # fmt: skip
 
 
