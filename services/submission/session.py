@@ -122,7 +122,8 @@ class ReceptionSMTP(AiosmtpdSession):
         # aiosmtpd restarts its idle timer per command; DATA lines only touch _last_activity (cheaper).
         idle = self.loop.time() - self._last_activity
         if idle < self.registry.idle_timeout_s and self._in_data:
-            self.restart_idle_timer(self.registry.idle_timeout_s - idle)
+            # The adapter's restart, not ours: this check is not activity, or a stalled DATA never times out.
+            super().restart_idle_timer(self.registry.idle_timeout_s - idle)
             return
         self.end_session(replies.IDLE_TIMEOUT)
 
