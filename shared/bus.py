@@ -172,6 +172,17 @@ class Consumer:
             entries.append(entry)
         return entries
 
+    async def still_pending(self, entry: Entry) -> bool:
+        """Whether the group still waits for `entry`; False once anyone acknowledged it. When Redis cannot
+        say, True: the handler's next attempt meets the same outage and waits again."""
+        try:
+            found = await self.redis.xpending_range(
+                self.stream, self.group, min=entry.id, max=entry.id, count=1
+            )
+        except (RedisError, OSError):
+            return True
+        return bool(found)
+
     def stage_ack(self, pipe: Pipeline, entry: Entry) -> None:
         """Acknowledge (and delete, see `shared.stream_cleanup`) in the caller's transaction."""
         stage_ack_and_delete(pipe, self.stream, self.group, entry.id)
@@ -284,6 +295,14 @@ async def run_consumer(consumer: Consumer, handler: Handler, stop: asyncio.Event
         backoff = OUTAGE_FIRST_BACKOFF_S
         outages = 0
         while True:
+            if outages and not await consumer.still_pending(entry):
+                # The failed attempt's final transaction (with its ack) committed and only the reply was
+                # lost: the work is done. Running the handler again would find its inputs released.
+                log.info(
+                    "entry already done by an earlier attempt",
+                    extra={"stream": consumer.stream, "entry_id": entry.id},
+                )
+                return
             try:
                 await attempt(entry)
                 if outages:
