@@ -27,14 +27,18 @@ class Planned:
     accepted: set[str] = field(default_factory=set)
     """Recipients for which the submission service answered 250 (at RCPT, then at end of DATA)."""
     attempts: int = 0
+    content: bytes | None = None
 
     def data(self) -> bytes:
-        to = ", ".join(self.recipients)
-        return (
-            f"From: {self.sender}\r\nTo: {to}\r\nSubject: chaos {self.number}\r\n"
-            f"Message-ID: <{self.message_id}>\r\nDate: {formatdate()}\r\n\r\n"
-            f"Chaos message {self.number} from {self.sender}.\r\n"
-        ).encode()
+        """The message, the same bytes on every attempt: a real client resends what is in its outbox."""
+        if self.content is None:
+            to = ", ".join(self.recipients)
+            self.content = (
+                f"From: {self.sender}\r\nTo: {to}\r\nSubject: chaos {self.number}\r\n"
+                f"Message-ID: <{self.message_id}>\r\nDate: {formatdate()}\r\n\r\n"
+                f"Chaos message {self.number} from {self.sender}.\r\n"
+            ).encode()
+        return self.content
 
     @property
     def pending(self) -> list[str]:

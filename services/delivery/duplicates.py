@@ -56,12 +56,32 @@ def normalized_message_id(value: str | None) -> str | None:
 
 def copy_digest(message_id: str, sender: str, body: bytes, prepended: int) -> str:
     """What identifies one message across copies: SHA-256 over the (normalized) Message-ID, the envelope
-    sender and the body without the `prepended` octets our own MX put on top."""
+    sender and the body without the `prepended` octets our own MX put on top, nor the trace fields
+    (Received, Return-Path: RFC 5322 §3.6.7) that any earlier hop put there. A client that resends after a
+    lost 250 sends the same message, but the sending site stamps each submission with its own Received:
+    only what the author wrote identifies the message."""
     digest = hashlib.sha256()
     # NUL cannot occur in an envelope field (see Envelope), so the two fields cannot run into each other.
     digest.update(message_id.encode("utf-8", "surrogateescape") + b"\0" + sender.encode() + b"\0")
-    digest.update(memoryview(body)[prepended:])
+    digest.update(memoryview(body)[after_trace_fields(body, prepended) :])
     return digest.hexdigest()
+
+
+_TRACE_FIELDS = (b"received:", b"return-path:")
+
+
+def after_trace_fields(body: bytes, start: int) -> int:
+    """The offset of the first header field at or after `start` that is not a trace field (with its
+    folded continuation lines); trace fields stand at the top of the header, newest first."""
+    position = start
+    while body[position : position + 13].lower().startswith(_TRACE_FIELDS):
+        end = body.find(b"\n", position)
+        while end != -1 and body[end + 1 : end + 2] in (b" ", b"\t"):  # a folded line belongs to the field
+            end = body.find(b"\n", end + 1)
+        if end == -1:
+            return position
+        position = end + 1
+    return position
 
 
 def claim_key(digest: str, recipient: str) -> str:

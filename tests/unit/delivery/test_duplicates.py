@@ -46,4 +46,32 @@ def test_the_key_is_bound_to_message_id_sender_and_body_as_sent() -> None:
     # Anything the sender controls makes another message.
     assert copy_digest("a.b@example.test", "mallory@beta.test", body, prepended) != digest
     assert copy_digest("a.b@example.test", "carol@beta.test", body + b"x", prepended) != digest
-    assert copy_digest("a.b@example.test", "carol@beta.test", body, 0) != digest
+    assert copy_digest("a.b@example.test", "carol@beta.test", body.replace(b"hello", b"hellO"), 0) != digest
+
+
+def test_a_resubmission_through_another_site_is_the_same_message() -> None:
+    """A client that resends after a lost 250 sends the same bytes, but the sending site stamps each
+    submission with its own Received (and the receiving MX with another): the trace fields at the top,
+    folded lines and all, are not part of what identifies the message (found by `make chaos`)."""
+    author = b"From: bea@beta.test\r\nMessage-ID: <m@beta.test>\r\nDate: Sat, 28 Nov 2026\r\n\r\nhi\r\n"
+
+    def through(submission_id: bytes, mx_id: bytes) -> bytes:
+        return (
+            b"Received: from mx.beta.test\r\n\tby mx.alpha.test (Yubin mx)\r\n\twith ESMTPS id "
+            + mx_id
+            + b";\r\n"
+            b"Received: from [127.0.0.1]\r\n\tby mx.beta.test (Yubin submission)\r\n\twith ESMTPA id "
+            + submission_id
+            + b";\r\n"
+            + author
+        )
+
+    first, second = through(b"1A", b"2B"), through(b"3C", b"4D")
+    assert copy_digest("m@beta.test", "bea@beta.test", first, 0) == copy_digest(
+        "m@beta.test", "bea@beta.test", second, 0
+    )
+    # Only the trace fields at the top: the same field lower down is the author's and counts.
+    moved = author.replace(b"\r\n\r\n", b"\r\nReceived: by someone\r\n\r\n")
+    assert copy_digest("m@beta.test", "bea@beta.test", moved, 0) != copy_digest(
+        "m@beta.test", "bea@beta.test", first, 0
+    )
