@@ -167,7 +167,9 @@ class Supervisor:
     async def flush(self) -> None:
         if self.pending:
             data, self.pending = b"".join(self.pending), []
-            await asyncio.get_running_loop().run_in_executor(self.disk, self.write_out, data)
+            # Shielded: `stop` cancels the flusher, and cancelling a run_in_executor future that is still
+            # queued cancels the write itself, losing the lab's last lines.
+            await asyncio.shield(asyncio.wrap_future(self.disk.submit(self.write_out, data)))
 
     def write_out(self, data: bytes) -> None:
         try:
