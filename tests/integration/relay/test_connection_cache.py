@@ -61,7 +61,8 @@ async def test_a_dead_cached_connection_is_replaced_without_loss_or_duplicates(w
     for n in range(3):
         await submit(redis, [f"user{n}@amx.world.test"], f"reuse-{n}")
         await received(sink, n + 1)
-    await all_acknowledged(redis)
+        # Only once it is acknowledged is its connection back in the cache for the next message to find.
+        await all_acknowledged(redis)
 
     assert subjects(sink) == Counter({"reuse-0": 1, "reuse-1": 1, "reuse-2": 1})
     assert sink.handler.hang_ups == 2  # messages 2 and 3 each found the cached connection dead
