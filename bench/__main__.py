@@ -23,8 +23,8 @@ from typing import Any
 from bench.load import run_once
 from bench.report import figures, median_figures, table
 from bench.targets import Target, reference_lab_up, reference_target, yubin_target
-from shared.lab.config import default_lab_dir
-from shared.lab.info import LabNotRunning, read_info
+from yubin.lab.config import default_lab_dir
+from yubin.lab.info import LabNotRunning, read_info
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -84,7 +84,7 @@ def yubin_lab(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             [
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "yubin.cli",
                 "lab",
                 "up",
                 "--free-ports",

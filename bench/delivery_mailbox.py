@@ -30,12 +30,12 @@ from shared.auth_client import AuthClient
 from shared.bus import Consumer
 from shared.config.delivery import DeliverySettings
 from shared.enqueue import enqueue
-from shared.lab.config import free_port
 from shared.mailbox_usage import MailboxUsage
 from shared.maildir import delivery_unique, mailbox_path, maildir_name
 from shared.models import Envelope
 from shared.redis_client import connect
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
+from yubin.lab.config import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.lab.nsd import nsd_config
+from yubin.lab.nsd import nsd_config
 
 STATE = Path(os.environ.get("REFLAB_STATE") or "/var/tmp/yubin-reference-lab")
 INFO = STATE / "reference-lab.json"

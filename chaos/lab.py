@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from shared.lab.config import ROOT
-from shared.lab.info import pid_alive
-from shared.lab.provision import ensure_user
+from yubin.lab.config import ROOT
+from yubin.lab.info import pid_alive
+from yubin.lab.provision import ensure_user
 
 # Short timers so deferred mail is retried, and a dead consumer's entries reclaimed, within the run.
 CHAOS_SETTINGS = {
@@ -50,7 +50,7 @@ class ChaosLab:
         argv = [
             sys.executable,
             "-m",
-            "shared.cli",
+            "yubin.cli",
             "lab",
             "up",
             "--free-ports",

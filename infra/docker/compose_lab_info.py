@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.lab.info import write_info
+from yubin.lab.info import write_info
 
 SITES = {
     # domain: (service suffix, env prefix, demo user, its password variable)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The compose lab's self-signed certificate for STARTTLS (submission, MX) and STLS (POP3), made once into
-# the `tls` volume and then kept, as `make lab` does (shared/lab/certs.py). It is its own CA: a client given
+# the `tls` volume and then kept, as `make lab` does (yubin/lab/certs.py). It is its own CA: a client given
 # cert.pem as its CA file can verify both sites' servers.
 #   docker compose run --rm tls cat /var/lib/yubin/tls/cert.pem > yubin-compose-ca.pem
 set -eu

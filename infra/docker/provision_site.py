@@ -1,7 +1,7 @@
 """One-shot provisioning of a compose site: its mail domain and demo users, through its admin API.
 
 Run by the `provision-alpha` / `provision-beta` services of docker-compose.yml once auth is healthy; it is
-what `make lab` does natively (shared/lab/provision.py, reused here), so it is idempotent: on a restarted
+what `make lab` does natively (yubin/lab/provision.py, reused here), so it is idempotent: on a restarted
 lab the domain exists already and each demo user's password is set again to the one in `.env`.
 
 Environment (compose fills it from .env; not YUBIN_* settings, this is no service):
@@ -18,7 +18,7 @@ import sys
 
 import httpx
 
-from shared.lab.provision import ProvisionError, ensure_domain, ensure_user, wait_healthy
+from yubin.lab.provision import ProvisionError, ensure_domain, ensure_user, wait_healthy
 
 
 def parse_users(value: str) -> dict[str, str]:

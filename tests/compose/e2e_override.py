@@ -3,7 +3,7 @@
     python -m tests.compose.e2e_override > e2e.override.yml   (JSON is YAML)
 
 The settings are the ones the native e2e lab gets (`tests/e2e/conftest.py`, E2E_SETTINGS); each service
-gets those its settings class has, as the native lab does (shared/lab/processes.py, apply_overrides). Used
+gets those its settings class has, as the native lab does (yubin/lab/processes.py, apply_overrides). Used
 by `make test-compose` only: a plain `docker compose up` keeps the defaults.
 """
 

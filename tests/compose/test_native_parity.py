@@ -1,4 +1,4 @@
-"""The compose lab runs every service with the settings the native lab gives it (shared/lab/processes.py):
+"""The compose lab runs every service with the settings the native lab gives it (yubin/lab/processes.py):
 the same YUBIN_* variables, and the same values wherever the value is not an address, port or path.
 """
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.lab.config import lab_config
-from shared.lab.credentials import SiteCredentials
-from shared.lab.processes import role_env
 from tests.compose.compose_file import environment, load, setting_env_names, settings_class, yubin_services
+from yubin.lab.config import lab_config
+from yubin.lab.credentials import SiteCredentials
+from yubin.lab.processes import role_env
 
 SERVICES = load()["services"]
 YUBIN = yubin_services(load())

@@ -26,7 +26,7 @@ def yubin(
 ) -> subprocess.CompletedProcess:
     """Run the real `yubin` console script's code in a subprocess, pointed at the lab's info file."""
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "yubin.cli", *args],
         input=input,
         capture_output=True,
         timeout=120,

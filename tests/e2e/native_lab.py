@@ -1,6 +1,6 @@
 """The native lab under a small harness of the tests' own, so a test can SIGKILL and restart one service.
 
-It runs exactly the processes `yubin lab up` runs (`shared.lab.processes`), on free ports, and provisions
+It runs exactly the processes `yubin lab up` runs (`yubin.lab.processes`), on free ports, and provisions
 the lab the same way; only the runner differs: the lab's supervisor restarts a dead process by itself
 after a backoff, while a crash test chooses the moment a service comes back (and each process logs to its
 own file here, which a failing test prints).
@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.lab.config import ROOT, lab_config, with_free_ports
-from shared.lab.info import build_info, write_info
-from shared.lab.processes import ProcessSpec
-from shared.lab.provision import provision
-from shared.lab.runner import prepare, wait_listening
+from yubin.lab.config import ROOT, lab_config, with_free_ports
+from yubin.lab.info import build_info, write_info
+from yubin.lab.processes import ProcessSpec
+from yubin.lab.provision import provision
+from yubin.lab.runner import prepare, wait_listening
 
 
 class ManagedProcess:

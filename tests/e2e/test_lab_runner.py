@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.errors import ExitCode
-from shared.lab.info import pid_alive
 from tests.e2e.conftest import Lab
 from tests.e2e.mail import hostport, messages_with, token, wait_for, wait_for_message, yubin
+from yubin.cli.errors import ExitCode
+from yubin.lab.info import pid_alive
 
 ALICE = "alice@alpha.test"
 BOB = "bob@beta.test"
@@ -25,7 +25,7 @@ INFO_KEYS = {"submission", "mx", "pop3", "admin", "admin_token", "users"}
 
 def start_lab(lab_dir: Path) -> tuple[subprocess.Popen, dict]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "lab", "up", "--free-ports", "--lab-dir", str(lab_dir)],
+        [sys.executable, "-m", "yubin.cli", "lab", "up", "--free-ports", "--lab-dir", str(lab_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -59,7 +59,7 @@ def started_pids(lab_dir: Path) -> list[int]:
 
 def lab_ps(lab_dir: Path) -> dict:
     shown = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "lab", "ps", "--json", "--lab-dir", str(lab_dir)],
+        [sys.executable, "-m", "yubin.cli", "lab", "ps", "--json", "--lab-dir", str(lab_dir)],
         capture_output=True,
         check=True,
     )
@@ -108,7 +108,7 @@ def test_lab_up_serves_mail_stops_cleanly_and_keeps_mail_across_restarts(tmp_pat
             [
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "yubin.cli",
                 "lab",
                 "info",
                 "--json",

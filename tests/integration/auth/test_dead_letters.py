@@ -7,13 +7,13 @@ import pytest
 
 from shared.body_store import RedisBodyStore
 from shared.bus import Consumer
-from shared.cli.main import main
 from shared.config import BusSettings
 from shared.enqueue import enqueue
 from shared.models import Envelope
 from shared.redis_client import connect
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY, OUTBOUND
 from tests.fixtures.auth import AuthService
+from yubin.cli.main import main
 
 SETTINGS = BusSettings(bus_block_ms=50)
 

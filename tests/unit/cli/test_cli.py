@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.main import main, parser
-from shared.cli.send import compose
 from tests.fixtures.ports import free_port
+from yubin.cli.main import main, parser
+from yubin.cli.send import compose
 
 COMMANDS = [
     [],
@@ -55,7 +55,7 @@ def test_every_command_has_help(command: list[str], capsys) -> None:
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "yubin.cli", *args],
         capture_output=True,
         input=stdin,
         env={**os.environ, "YUBIN_LAB_INFO": "", **(env or {})},

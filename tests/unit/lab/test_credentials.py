@@ -4,9 +4,9 @@ import ssl
 import subprocess
 from pathlib import Path
 
-from shared.lab.certs import ensure_certificate
-from shared.lab.config import lab_config
-from shared.lab.credentials import load_or_create
+from yubin.lab.certs import ensure_certificate
+from yubin.lab.config import lab_config
+from yubin.lab.credentials import load_or_create
 
 
 def test_passwords_and_tokens_are_stable_across_restarts(tmp_path: Path) -> None:

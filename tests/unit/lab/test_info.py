@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.lab.config import lab_config
-from shared.lab.credentials import load_or_create
-from shared.lab.info import LabNotRunning, build_info, read_info, write_info
+from yubin.lab.config import lab_config
+from yubin.lab.credentials import load_or_create
+from yubin.lab.info import LabNotRunning, build_info, read_info, write_info
 
 
 def test_info_has_the_contract_shape(tmp_path: Path) -> None:

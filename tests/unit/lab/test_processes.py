@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.lab.config import lab_config, with_free_ports, zone_addresses
-from shared.lab.credentials import load_or_create
-from shared.lab.processes import ROLES, UnknownSetting, build_processes, check_overrides, setting_names
-from shared.lab.procfile import render
+from yubin.lab.config import lab_config, with_free_ports, zone_addresses
+from yubin.lab.credentials import load_or_create
+from yubin.lab.processes import ROLES, UnknownSetting, build_processes, check_overrides, setting_names
+from yubin.lab.procfile import render
 
 
 @pytest.fixture

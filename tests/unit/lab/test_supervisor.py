@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli.lab import ps_table
-from shared.lab.info import pid_alive
-from shared.lab.processes import ProcessSpec
-from shared.lab.supervisor import RestartPolicy, Supervisor, read_state
+from yubin.cli.lab import ps_table
+from yubin.lab.info import pid_alive
+from yubin.lab.processes import ProcessSpec
+from yubin.lab.supervisor import RestartPolicy, Supervisor, read_state
 
 SLEEPER = (sys.executable, "-c", "import time\nprint('up', flush=True)\ntime.sleep(600)")
 # Ignores SIGTERM: only the SIGKILL after the grace period ends it.

@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from shared.cli.admin import call, connection_options, output, path_part
+from yubin.cli.admin import call, connection_options, output, path_part
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

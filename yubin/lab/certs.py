@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from shared.lab.config import LabConfig
+from yubin.lab.config import LabConfig
 
 
 class CertificateError(RuntimeError):

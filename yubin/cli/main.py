@@ -1,6 +1,6 @@
 """`yubin` entry point: parse the command line, run the command, turn failures into exit codes.
 
-Exit codes (see `shared.cli.errors.ExitCode`): 0 ok, 1 other error, 2 usage, 3 server unreachable,
+Exit codes (see `yubin.cli.errors.ExitCode`): 0 ok, 1 other error, 2 usage, 3 server unreachable,
 4 authentication failed, 5 refused for good, 6 temporary failure (try again), 7 no running lab,
 130 interrupted.
 """
@@ -8,8 +8,8 @@ Exit codes (see `shared.cli.errors.ExitCode`): 0 ok, 1 other error, 2 usage, 3 s
 import argparse
 import sys
 
-from shared.cli import admin, fetch, lab, queue, send, trace
-from shared.cli.errors import CliError, ExitCode
+from yubin.cli import admin, fetch, lab, queue, send, trace
+from yubin.cli.errors import CliError, ExitCode
 
 EPILOG = """exit codes:
   0  success

@@ -15,10 +15,10 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
 
-from shared.cli.errors import CliError, ExitCode
-from shared.cli.lab_endpoints import add_lab_options, load_lab, site_of, split_hostport, user_password
-from shared.cli.progress import Progress
-from shared.cli.tls import client_context
+from yubin.cli.errors import CliError, ExitCode
+from yubin.cli.lab_endpoints import add_lab_options, load_lab, site_of, split_hostport, user_password
+from yubin.cli.progress import Progress
+from yubin.cli.tls import client_context
 
 PASSWORD_ENV = "YUBIN_PASSWORD"
 TEMPORARY_CODES = ("[SYS/TEMP]", "[IN-USE]", "[LOGIN-DELAY]")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.lab.config import LabConfig
+from yubin.lab.config import LabConfig
 
 
 def guide(config: LabConfig, info: dict[str, Any], log_path: Path | None) -> str:

@@ -1,7 +1,7 @@
 """`yubin lab up`: prepare the lab directory, run every process under the supervisor, provision, print
 the guide.
 
-A process that dies is started again (`shared/lab/supervisor.py`). Ctrl-C (SIGINT) or SIGTERM stops the
+A process that dies is started again (`yubin/lab/supervisor.py`). Ctrl-C (SIGINT) or SIGTERM stops the
 lab: SIGTERM to every process group, SIGKILL to whatever is still there after 5 s; nothing is left behind.
 """
 
@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from shared.lab.certs import ensure_certificate
-from shared.lab.config import ZONES_DIR, LabConfig
-from shared.lab.credentials import SiteCredentials, load_or_create
-from shared.lab.guide import guide
-from shared.lab.info import LabNotRunning, build_info, read_info, write_info
-from shared.lab.processes import ProcessSpec, build_processes, check_overrides, prepare_directories
-from shared.lab.procfile import render
-from shared.lab.provision import provision
-from shared.lab.supervisor import (
+from yubin.lab.certs import ensure_certificate
+from yubin.lab.config import ZONES_DIR, LabConfig
+from yubin.lab.credentials import SiteCredentials, load_or_create
+from yubin.lab.guide import guide
+from yubin.lab.info import LabNotRunning, build_info, read_info, write_info
+from yubin.lab.processes import ProcessSpec, build_processes, check_overrides, prepare_directories
+from yubin.lab.procfile import render
+from yubin.lab.provision import provision
+from yubin.lab.supervisor import (
     CRASH_LOOP,
     SUPERVISOR_NAME,
     RestartPolicy,

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.cli.errors import CliError, ExitCode
-from shared.lab.config import default_lab_dir
-from shared.lab.info import LabNotRunning, read_info
+from yubin.cli.errors import CliError, ExitCode
+from yubin.lab.config import default_lab_dir
+from yubin.lab.info import LabNotRunning, read_info
 
 LAB_INFO_ENV = "YUBIN_LAB_INFO"
 

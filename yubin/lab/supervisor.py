@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from shared.lab.config import ROOT
-from shared.lab.info import write_info
-from shared.lab.processes import ProcessSpec
+from yubin.lab.config import ROOT
+from yubin.lab.info import write_info
+from yubin.lab.processes import ProcessSpec
 
 SUPERVISOR_NAME = "lab"
 FLUSH_EVERY_S = 0.1

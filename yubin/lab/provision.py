@@ -10,8 +10,8 @@ import time
 
 import httpx
 
-from shared.lab.config import LabConfig
-from shared.lab.credentials import SiteCredentials
+from yubin.lab.config import LabConfig
+from yubin.lab.credentials import SiteCredentials
 
 
 class ProvisionError(RuntimeError):

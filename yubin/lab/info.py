@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.lab.config import LabConfig
-from shared.lab.credentials import SiteCredentials
+from yubin.lab.config import LabConfig
+from yubin.lab.credentials import SiteCredentials
 
 
 class LabNotRunning(RuntimeError):

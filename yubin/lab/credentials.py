@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.lab.config import LabConfig
+from yubin.lab.config import LabConfig
 
 
 @dataclass

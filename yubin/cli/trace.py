@@ -12,9 +12,9 @@ from typing import Any
 
 import redis
 
-from shared.cli.errors import CliError, ExitCode
-from shared.cli.lab_endpoints import add_lab_options, load_lab
 from shared.streams import TRACE
+from yubin.cli.errors import CliError, ExitCode
+from yubin.cli.lab_endpoints import add_lab_options, load_lab
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.cli.errors import CliError, ExitCode
-from shared.cli.lab_endpoints import add_lab_options, load_lab
-from shared.lab.certs import CertificateError
-from shared.lab.config import LAB_DIR_ENV, default_lab_dir, lab_config, with_free_ports
-from shared.lab.info import pid_alive
-from shared.lab.processes import UnknownSetting
-from shared.lab.provision import ProvisionError
-from shared.lab.runner import LabError, run_lab
+from yubin.cli.errors import CliError, ExitCode
+from yubin.cli.lab_endpoints import add_lab_options, load_lab
+from yubin.lab.certs import CertificateError
+from yubin.lab.config import LAB_DIR_ENV, default_lab_dir, lab_config, with_free_ports
+from yubin.lab.info import pid_alive
+from yubin.lab.processes import UnknownSetting
+from yubin.lab.provision import ProvisionError
+from yubin.lab.runner import LabError, run_lab
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

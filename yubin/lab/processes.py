@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from shared.lab import nsd
-from shared.lab.config import ROOT, LabConfig, Site
-from shared.lab.credentials import SiteCredentials
+from yubin.lab import nsd
+from yubin.lab.config import ROOT, LabConfig, Site
+from yubin.lab.credentials import SiteCredentials
 
 REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
 ENV_PREFIX = "YUBIN_"

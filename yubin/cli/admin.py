@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.cli.errors import CliError, ExitCode
-from shared.cli.lab_endpoints import add_lab_options, load_lab, site_of
-from shared.lab.credentials import new_password
+from yubin.cli.errors import CliError, ExitCode
+from yubin.cli.lab_endpoints import add_lab_options, load_lab, site_of
+from yubin.lab.credentials import new_password
 
 URL_ENV = "YUBIN_ADMIN_URL"
 TOKEN_ENV = "YUBIN_ADMIN_TOKEN"

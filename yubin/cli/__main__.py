@@ -1,0 +1,5 @@
+import sys
+
+from yubin.cli.main import main
+
+sys.exit(main())
