@@ -139,12 +139,12 @@ def parse(header: bytes) -> ProxyHeader:
     block = header[FIXED_LENGTH:]
     if len(block) != length:
         raise ProxyHeaderError("PROXY header truncated")
+    if command is Command.LOCAL:
+        return ProxyHeader(command, None)  # §2.2: the family and the address block are to be ignored
     try:
         family, transport = Family(header[13] >> 4), Transport(header[13] & 0x0F)
     except ValueError:
         raise ProxyHeaderError(f"unknown PROXY address family or protocol 0x{header[13]:02x}") from None
-    if command is Command.LOCAL:
-        return ProxyHeader(command, None)  # §2.2: the address block is to be ignored
     if transport is Transport.DGRAM:
         raise ProxyHeaderError("PROXY header for a datagram connection")
     if len(block) < _ADDRESS_BLOCK.get(family, 0):

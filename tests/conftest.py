@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.nsd",
     "tests.fixtures.processes",
     "tests.fixtures.auth",
+    "tests.fixtures.haproxy",
 ]
