@@ -186,19 +186,63 @@ def test_scalable_services_have_no_container_name_and_no_host_port(role: str) ->
         assert "ipv4_address" not in str(service.get("networks"))
 
 
-def test_the_front_reaches_every_replica_of_auth_and_pop3() -> None:
-    """HAProxy (`front`) publishes one port per site for the admin API and POP3, and its backends are the
-    scalable services by name (Docker's DNS resolves a scaled service's name to every replica)."""
+def test_the_front_reaches_every_replica_of_auth_pop3_and_the_smtp_listeners() -> None:
+    """HAProxy (`front`) publishes one port per site for the admin API, POP3, submission and MX, and its
+    backends are the services by name (Docker's DNS resolves a scaled service's name to every replica)."""
     cfg = HAPROXY_CFG.read_text()
     binds = {int(port) for port in re.findall(r"^\s*bind :(\d+)$", cfg, re.MULTILINE)}
     published = {int(port.split(":")[1]) for port in published_ports(SERVICES["front"])}
     assert binds == published
     backends = set(re.findall(r"server-template \w+ \d+ ([\w-]+):(\d+)", cfg))
-    assert backends == {(f"auth-{site}", "8080") for site in SITES} | {
-        (f"pop3-{site}", "110") for site in SITES
+    assert backends == {
+        (f"{role}-{site}", port)
+        for site in SITES
+        for role, port in (("auth", "8080"), ("pop3", "110"), ("submission", "587"), ("mx", "25"))
     }
     for service, _ in backends:
         assert "lab" in SERVICES[service]["networks"], f"{service} must share a network with front"
+
+
+def test_the_listeners_behind_the_front_keep_their_host_ports() -> None:
+    """Submission and MX moved behind the front; the host ports docs and tests use stayed the same."""
+    front = {port.removeprefix("127.0.0.1:") for port in published_ports(SERVICES["front"])}
+    for site, prefix in (("alpha", "10"), ("beta", "20")):
+        for role, port in (("submission", "587"), ("mx", "025"), ("pop3", "110")):
+            assert f"{prefix}{port}:{prefix}{port}" in front, (site, role)
+            assert not published_ports(SERVICES[f"{role}-{site}"]), f"{role}-{site} is reached through front"
+
+
+def test_the_front_passes_client_addresses_to_the_listeners_that_trust_only_it() -> None:
+    """PROXY v2 (issue 13 §1): HAProxy sends it to POP3, submission and MX (not to the admin API, which
+    speaks HTTP), and those listeners believe it from the front's fixed address and from nobody else, not
+    the dynamic range the other containers (the other site's relay among them) get addresses from."""
+    cfg = HAPROXY_CFG.read_text()
+    for line in re.findall(r"^\s*server-template .*$", cfg, re.MULTILINE):
+        service = re.search(r" ([\w-]+):\d+ ", line)
+        assert service is not None, line
+        behind = service.group(1).rsplit("-", 1)[0] in ("pop3", "submission", "mx")
+        assert ("send-proxy-v2" in line.split()) == behind, line
+    front = ipaddress.ip_address(SERVICES["front"]["networks"]["lab"]["ipv4_address"])
+    ipam = COMPOSE["networks"]["lab"]["ipam"]["config"][0]
+    dynamic = ipaddress.ip_network(ipam["ip_range"])
+    others = {
+        ipaddress.ip_address(s["networks"]["lab"]["ipv4_address"])
+        for name, s in SERVICES.items()
+        if name != "front"
+        and isinstance(s.get("networks"), dict)
+        and (s["networks"].get("lab") or {}).get("ipv4_address")
+    }
+    for name in YUBIN:
+        trusted = environment(SERVICES[name]).get("YUBIN_PROXY_PROTOCOL_FROM")
+        if name.rsplit("-", 1)[0] not in ("pop3", "submission", "mx"):
+            assert trusted is None, name
+            continue
+        assert trusted is not None, f"{name} must take client addresses from front"
+        networks = [ipaddress.ip_network(n.strip()) for n in trusted.split(",")]
+        assert any(front in n for n in networks), name
+        for network in networks:
+            assert not network.overlaps(dynamic), (name, network)
+            assert not any(address in network for address in others), (name, network)
 
 
 def test_depends_on_waits_for_health() -> None:
@@ -234,7 +278,7 @@ def test_fixed_addresses_are_outside_the_dynamic_range() -> None:
         for s in SERVICES.values()
         if isinstance(s.get("networks"), dict) and (s["networks"].get("lab") or {}).get("ipv4_address")
     ]
-    assert len(fixed) == 3  # CoreDNS and the two MX servers
+    assert len(fixed) == 4  # CoreDNS, the two MX servers and the front
     for address in fixed:
         assert address in subnet and address not in dynamic, address
 
