@@ -96,7 +96,10 @@ def test_a_local_header_from_the_front_is_served_as_the_front(start_pop3: Callab
         (server.host, server.port), timeout=10, source_address=(FRONT_ADDRESS, 0)
     ) as one:
         one.sendall(encode(None))
-        assert one.makefile("rb").readline() == R.GREETING.encode() + b"\r\n"
+        replies = one.makefile("rb")
+        assert replies.readline() == R.GREETING.encode() + b"\r\n"
+        one.sendall(b"CAPA\r\n")  # the session starts after the header: none of it was taken as commands
+        assert replies.readline() == b"+OK Capability list follows\r\n"
         with socket.create_connection(
             (server.host, server.port), timeout=10, source_address=(FRONT_ADDRESS, 0)
         ) as two:
