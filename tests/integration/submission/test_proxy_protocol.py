@@ -64,6 +64,7 @@ def test_received_field_and_envelope_name_the_client_behind_the_front(
         HOST, port, local_hostname="client.example", timeout=10, source_address=("127.0.0.2", 0)
     ) as smtp:
         if role == "submission":
+            smtp.starttls()  # aiosmtpd makes a new session state after the handshake: the client must stay
             smtp.login(USER, PASSWORD)
         assert smtp.sendmail(f"someone@{DOMAIN}" if role == "mx" else USER, [USER], MESSAGE) == {}
     [envelope] = all_envelopes(clean_queues)["local"]
