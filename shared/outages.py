@@ -31,6 +31,7 @@ from redis.exceptions import (
 )
 
 from shared.auth_client import AuthUnavailable
+from shared.redis_client import NotReplicated
 
 _OUTAGES: tuple[type[BaseException], ...] = (
     OSError,  # sockets, timeouts (TimeoutError is one), a full or failing disk
@@ -38,6 +39,7 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     BusyLoadingError,  # Redis is loading its AOF after a restart
     ReadOnlyError,
+    NotReplicated,  # a replicated Redis whose replicas did not confirm a write in time (docs/ha.md)
     AuthUnavailable,
     httpx.TransportError,
     dns.exception.Timeout,
