@@ -53,12 +53,10 @@ def sentinels_setting(config: LabConfig, site: Site) -> str:
 
 
 def service_env(config: LabConfig, site: Site) -> dict[str, str]:
-    if not config.ha_ports:
-        return {}
-    return {
-        "YUBIN_REDIS_SENTINELS": sentinels_setting(config, site),
-        "YUBIN_REDIS_SENTINEL_MASTER": MASTER_NAME,
-    }
+    """The Sentinel settings of the site's services; empty Sentinels (one Redis) without --ha, as compose
+    gives them without its `ha` profile."""
+    sentinels = sentinels_setting(config, site) if config.ha_ports else ""
+    return {"YUBIN_REDIS_SENTINELS": sentinels, "YUBIN_REDIS_SENTINEL_MASTER": MASTER_NAME}
 
 
 def node_conf(config: LabConfig, site: Site, node: str) -> str:
