@@ -333,8 +333,11 @@ def test_the_ha_profile_gives_each_site_a_replica_and_three_sentinels_on_its_own
         assert f"redis-{site}/" in " ".join(SERVICES[host]["command"]), "monitors its own site's primary"
     replica = SERVICES[f"redis-replica-{site}"]
     assert replica["profiles"] == ["ha"] and replica["networks"] == [site]
-    assert replica["command"][-3:] == ["--replicaof", f"redis-{site}", "6379"]
-    assert "--include" in replica["command"]
+    script = " ".join(replica["command"])
+    assert (
+        f"'replicaof redis-{site} 6379'" in script
+        and "include /usr/local/etc/redis/replication.conf" in script
+    )
     # Every Yubin service of the site reads the switch; the primary enforces min-replicas-to-write with it.
     for name in YUBIN:
         if name.endswith(f"-{site}"):
