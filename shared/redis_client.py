@@ -43,6 +43,23 @@ class NotReplicated(RedisError):
     the caller must not promise it (no 250), and a consumer treats this as an outage (`shared.outages`)."""
 
 
+# Commands that never write: a transaction made only of these (a page of the user list and its count) has
+# nothing to wait for, and must not fail while a replica is away. Anything not listed counts as a write.
+_READS = frozenset(
+    {"GET", "MGET", "EXISTS", "STRLEN", "TTL", "PTTL", "TYPE", "HGET", "HMGET", "HGETALL", "HEXISTS", "HLEN"}
+    | {"SMEMBERS", "SISMEMBER", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZCARD", "ZSCORE", "ZCOUNT"}
+    | {"XLEN", "XRANGE", "XREVRANGE", "XPENDING", "XINFO"}
+)
+
+
+def _writes(commands) -> bool:
+    for args, _options in commands:
+        name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+        if name.split(" ", 1)[0].upper() not in _READS:
+            return True
+    return False
+
+
 class ReplicatedPipeline(Pipeline):
     """A MULTI/EXEC pipeline that sends WAIT after EXEC on the same connection (see module docstring)."""
 
@@ -53,7 +70,7 @@ class ReplicatedPipeline(Pipeline):
         self, connection: Connection, commands, raise_on_error
     ):
         response = await super()._execute_transaction(connection, commands, raise_on_error)
-        if self.replicas > 0:
+        if self.replicas > 0 and _writes(commands):
             await connection.send_command("WAIT", self.replicas, self.wait_timeout_ms)
             acknowledged = int(await connection.read_response())
             if acknowledged < self.replicas:

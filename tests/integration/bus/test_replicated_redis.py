@@ -48,6 +48,11 @@ async def test_a_hung_replica_makes_the_transaction_fail_as_an_outage(
         with pytest.raises(NotReplicated) as raised:
             await enqueue(redis, b"Subject: two\r\n\r\nbody\r\n", {LOCAL_DELIVERY: ENVELOPE})
         assert is_outage(raised.value)
+        # A transaction that writes nothing (the auth service's page of users) has nothing to wait for.
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrange("yubin:users", 0, 9)
+            pipe.zcard("yubin:users")
+            assert await pipe.execute() == [[], 0]
     finally:
         replica.send_signal(signal.SIGCONT)
         await redis.aclose()
