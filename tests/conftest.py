@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.redis_server",
+    "tests.fixtures.redis_ha",
     "tests.fixtures.nsd",
     "tests.fixtures.processes",
     "tests.fixtures.auth",

@@ -20,7 +20,7 @@ from services.auth.passwords import Passwords
 from services.auth.routes import aliases, domains, health, internal, queue, users
 from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
-from shared.redis_client import connect
+from shared.redis_client import connect_site
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _STATUS = {
 
 
 def create_app(settings: AuthSettings) -> FastAPI:
-    redis = connect(settings.redis_url)
+    redis = connect_site(settings)
     directory = Directory(redis)
     passwords = Passwords(settings)
     parts = Parts(

@@ -233,7 +233,11 @@ class Deliverer:
                     await self.duplicates.release(claim, envelope.queue_id)
                 raise
             if not earlier.marked:
-                await self.redis.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
+                # A transaction: with a replicated Redis it returns once a replica has the marker, before
+                # the rename makes the file visible (and fetchable, deletable) in new/ (docs/ha.md).
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
+                    await pipe.execute()
             await asyncio.to_thread(mailbox_files.move_to_new, maildir, tmp, name)
         except OSError as exc:
             # Disk full, permissions, I/O error: the operator can fix these, so retry rather than bounce.

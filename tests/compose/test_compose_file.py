@@ -45,6 +45,9 @@ SECRETS = {
         "ALICE_PASSWORD", "BOB_PASSWORD",
     )
 }  # fmt: skip
+# Not secrets: the `ha` profile's switches, set by infra/redis/compose-ha.env (docs/ha.md); empty/0 by default.
+HA_ENV_FILE = ROOT / "infra" / "redis" / "compose-ha.env"
+HA_SWITCHES = {"ALPHA_REDIS_SENTINELS": "", "BETA_REDIS_SENTINELS": "", "REDIS_MIN_REPLICAS_TO_WRITE": "0"}
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 YUBIN = yubin_services(COMPOSE)
 
@@ -92,7 +95,10 @@ def test_scripts_run_in_the_image_exist_and_are_copied_into_it() -> None:
 @pytest.mark.parametrize("name", sorted(YUBIN))
 def test_environment_is_real_settings_that_parse(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cls = settings_class(YUBIN[name])
-    env = {key: interpolate(value, SECRETS) for key, value in environment(SERVICES[name]).items()}
+    env = {
+        key: interpolate(value, {**SECRETS, **HA_SWITCHES})
+        for key, value in environment(SERVICES[name]).items()
+    }
     unknown = {key for key in env if key.startswith(ENV_PREFIX)} - setting_env_names(cls)
     assert not unknown, f"{name}: {sorted(unknown)} are not settings of {cls.__name__}"
     assert all(key.startswith(ENV_PREFIX) for key in env), f"{name}: a Yubin service reads only YUBIN_*"
@@ -307,7 +313,7 @@ def test_ci_override_builds_offline_and_only_replaces_what_cannot_be_pulled() ->
 
 
 def test_gen_env_makes_every_secret_compose_needs() -> None:
-    needed = set(re.findall(r"\$\{(\w+):-", COMPOSE_FILE.read_text()))
+    needed = set(re.findall(r"\$\{(\w+):-", COMPOSE_FILE.read_text())) - set(HA_SWITCHES)
     assert needed == set(SECRETS)
     script = ROOT / "infra" / "docker" / "gen-env.sh"
     out = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True).stdout
@@ -345,3 +351,49 @@ def test_plain_docker_compose_up_needs_no_env_file() -> None:
     variables = re.findall(r"\$\{[^}]*\}", text)
     assert variables, "the secrets are expected to be overridable from .env"
     assert [v for v in variables if ":-" not in v] == []
+
+
+def ha_env() -> dict[str, str]:
+    lines = HA_ENV_FILE.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_ha_profile_sets_every_switch_and_nothing_else() -> None:
+    assert set(ha_env()) == set(HA_SWITCHES)
+    text = COMPOSE_FILE.read_text()
+    for name in HA_SWITCHES:
+        assert f"${{{name}:-" in text, name
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_the_ha_profile_gives_each_site_a_replica_and_three_sentinels_on_its_own_network(site: str) -> None:
+    env = ha_env()
+    sentinels = env[f"{site.upper()}_REDIS_SENTINELS"].split(",")
+    assert len(sentinels) == 3
+    for address in sentinels:
+        host, _, port = address.rpartition(":")
+        assert SERVICES[host]["profiles"] == ["ha"] and SERVICES[host]["networks"] == [site], host
+        assert port == "26379"
+        assert f"redis-{site}/" in " ".join(SERVICES[host]["command"]), "monitors its own site's primary"
+    replica = SERVICES[f"redis-replica-{site}"]
+    assert replica["profiles"] == ["ha"] and replica["networks"] == [site]
+    script = " ".join(replica["command"])
+    assert (
+        f"'replicaof redis-{site} 6379'" in script
+        and "include /usr/local/etc/redis/replication.conf" in script
+    )
+    # Every Yubin service of the site reads the switch; the primary enforces min-replicas-to-write with it.
+    for name in YUBIN:
+        if name.endswith(f"-{site}"):
+            assert (
+                environment(SERVICES[name])["YUBIN_REDIS_SENTINELS"]
+                == f"${{{site.upper()}_REDIS_SENTINELS:-}}"
+            )
+    assert "${REDIS_MIN_REPLICAS_TO_WRITE:-0}" in SERVICES[f"redis-{site}"]["command"]
+
+
+def test_sentinel_conf_needs_two_sentinels_to_agree() -> None:
+    conf = (ROOT / "infra" / "redis" / "sentinel.conf").read_text()
+    assert re.search(r"^sentinel monitor yubin SITE_PRIMARY_HOST 6379 2$", conf, re.MULTILINE)
+    replication = (ROOT / "infra" / "redis" / "replication.conf").read_text()
+    assert re.search(r"^min-replicas-to-write 1$", replication, re.MULTILINE)
