@@ -87,6 +87,7 @@ class BatchWriter(logging.Handler):
         self.linger_s = linger_s
         self._lines: deque[str] = deque()  # append and popleft are thread-safe
         self._ready = threading.Event()
+        self._flushing = threading.Lock()  # the writer thread and close() at exit: batches stay in order
         self._closed = False
         self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._writer.start()
@@ -109,17 +110,18 @@ class BatchWriter(logging.Handler):
             self.flush()
 
     def flush(self) -> None:
-        lines = []
-        with contextlib.suppress(IndexError):
-            while True:
-                lines.append(self._lines.popleft())
-        if not lines:
-            return
-        data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
-        with contextlib.suppress(OSError):  # a closed or full log must not take the service down
-            while data:
-                written = os.write(self.fd, data)
-                data = data[written:]
+        with self._flushing:
+            lines = []
+            with contextlib.suppress(IndexError):
+                while True:
+                    lines.append(self._lines.popleft())
+            if not lines:
+                return
+            data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+            with contextlib.suppress(OSError):  # a closed or full log must not take the service down
+                while data:
+                    written = os.write(self.fd, data)
+                    data = data[written:]
 
     def close(self) -> None:
         self._closed = True
