@@ -16,6 +16,7 @@ from services.auth.body_limit import BodyLimit
 from services.auth.deps import Parts
 from services.auth.directory import AlreadyExists, Directory, DirectoryError, DomainHasUsers, NotFound
 from services.auth.login import Logins
+from services.auth.login_cache import LoginCache
 from services.auth.passwords import Passwords
 from services.auth.routes import aliases, domains, health, internal, queue, users
 from services.auth.throttle import LoginsBusy, Throttle
@@ -47,7 +48,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
             max_recipients=settings.auth_alias_max_recipients,
         ),
         passwords=passwords,
-        logins=Logins(directory, passwords, Throttle(redis, settings)),
+        logins=Logins(
+            directory, passwords, Throttle(redis, settings), LoginCache(settings.auth_login_cache_ttl_s)
+        ),
     )
 
     @asynccontextmanager

@@ -29,6 +29,7 @@ import hashlib
 import re
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 CLAIM = "yubin:delivery:copy:{}:{}"
 
@@ -107,6 +108,10 @@ class DuplicateClaims:
             pipe.set(key, queue_id, ex=self.ttl_s, nx=True, get=True)
             (previous,) = await pipe.execute()
         return previous.decode() if previous is not None else queue_id
+
+    def stage_claim(self, pipe: Pipeline, key: str, queue_id: str) -> None:
+        """`claim` in the caller's pipeline: its reply is the previous holder (bytes), None if we took it."""
+        pipe.set(key, queue_id, ex=self.ttl_s, nx=True, get=True)
 
     async def release(self, key: str, queue_id: str) -> None:
         """Give up our claim (we could not store the message yet), so another copy may be stored."""
