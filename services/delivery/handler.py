@@ -199,7 +199,9 @@ class Deliverer:
             keyed[recipient] = key
         if not keyed:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # A transaction, as `DuplicateClaims.claim`: with a replicated Redis it returns only once a replica
+        # holds the claims, and the files are written after it (docs/ha.md).
+        async with self.redis.pipeline(transaction=True) as pipe:
             for key in keyed.values():
                 self.duplicates.stage_claim(pipe, key, envelope.queue_id)
             previous = await pipe.execute()
