@@ -8,6 +8,7 @@ import logging
 import ssl
 from collections import Counter
 
+from services.pop3 import metrics
 from services.pop3 import responses as R
 from services.pop3.session import Pop3Session, SessionEnv
 from services.pop3.wire import response
@@ -28,6 +29,7 @@ class Pop3Server:
         self.env = env
         self.settings = env.settings
         self._sessions: set[asyncio.Task[None]] = set()
+        metrics.SESSIONS.set_function(lambda: len(self._sessions))
         self._per_ip: Counter[str] = Counter()
         self._ids = itertools.count(1)
 
@@ -74,6 +76,7 @@ class Pop3Server:
         client_ip = str(peer[0]) if peer else "unknown"
         task = asyncio.current_task()
         assert task is not None
+        metrics.CONNECTS.inc()
         with log_context(session=f"pop3-{next(self._ids)}", client_ip=client_ip):
             if self.env.stopping.is_set():
                 await self._refuse(writer, R.ERR_SHUTDOWN)

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiosmtpd.smtp import Envelope, syntax
 
-from services.submission import replies
+from services.submission import metrics, replies
 from services.submission.aiosmtpd_adapter import AiosmtpdSession
 from services.submission.client_address import canonical_ip
 from services.submission.connections import Refusal, SessionRegistry
@@ -99,6 +99,7 @@ class ReceptionSMTP(AiosmtpdSession):
         first = not self.starttls_seen and self.transport is None  # not the STARTTLS re-entry
         super().connection_made(transport)
         if first:
+            metrics.CONNECTS.labels(self.settings.smtp_role.value).inc()
             self._last_activity = self.loop.time()
             self._refusal = self.registry.admit(self, self.peer_ip())
             self._session_timer = self.loop.call_later(
@@ -152,6 +153,7 @@ class ReceptionSMTP(AiosmtpdSession):
         if self._closing or self.transport is None:
             return
         log.info("closing session", extra={"reply": reply.format(host=""), "client": self.peer_ip()})
+        metrics.replied(self.settings.smtp_role.value, reply)
         self.transport.write(reply.format(host=self.hostname).encode() + b"\r\n")  # type: ignore[attr-defined]
         self._close()
 
@@ -164,6 +166,7 @@ class ReceptionSMTP(AiosmtpdSession):
 
     async def _push_raw(self, reply: str) -> None:
         if not self._closing:
+            metrics.replied(self.settings.smtp_role.value, reply)
             await super().push(reply.encode("utf-8", "replace"))
 
     async def push(self, status: str | bytes) -> None:
