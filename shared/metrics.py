@@ -15,7 +15,7 @@ import logging
 import re
 from typing import Protocol
 
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY, disable_created_metrics, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def start_metrics_server(settings: MetricsEndpoint, registry: CollectorRegistry 
     silently vanished would look healthy."""
     if not settings.metrics_port:
         return None
+    # A `_created` series beside every counter doubles the series and tells Prometheus nothing it uses.
+    disable_created_metrics()
     server, _thread = start_http_server(settings.metrics_port, settings.metrics_host, registry)
     port = int(server.server_port)
     log.info("metrics listening", extra={"host": settings.metrics_host, "port": port})
