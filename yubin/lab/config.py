@@ -36,13 +36,15 @@ STANDARD_DNS_PORT = 53
 HIGH_DNS_PORT = 5353
 
 # Metrics (docs/metrics.md): every Yubin process serves /metrics on its site's address. With fixed ports
-# the port is METRICS_BASE_PORT + the role's place in METRICS_ROLES (9101 auth ... 9106 pop3), plus
+# the port is METRICS_BASE_PORT + the role's place in METRICS_ROLES (9801 auth ... 9806 pop3), plus
 # METRICS_REPLICA_STRIDE for each further replica; with free ports `LabConfig.metrics_ports` holds them.
-METRICS_BASE_PORT = 9100
+# Not 9100-9199 (node, haproxy, mysqld ... exporters) nor 9090 (the prometheus package's own service, which
+# Debian starts when it is installed): a lab beside them must still start.
+METRICS_BASE_PORT = 9800
 METRICS_REPLICA_STRIDE = 10
 METRICS_ROLES = ("auth", "submission", "mx", "relay", "delivery", "pop3")
 PROMETHEUS_ADDRESS = "127.0.0.1"
-PROMETHEUS_PORT = 9090
+PROMETHEUS_PORT = 9890
 
 
 def metrics_key(domain: str, role: str, replica: int = 0) -> str:

@@ -38,9 +38,9 @@ def test_every_process_has_its_own_port(tmp_path: Path, free: bool) -> None:
 def test_fixed_ports_are_the_documented_ones(tmp_path: Path) -> None:
     config = lab_config(tmp_path, standard_ports=True)
     alpha = config.site("alpha.test")
-    assert config.metrics_url(alpha, "auth") == "http://127.0.3.10:9101/metrics"
-    assert config.metrics_port(alpha, "pop3") == 9106
-    assert config.metrics_port(alpha, "relay", replica=1) == 9114
+    assert config.metrics_url(alpha, "auth") == "http://127.0.3.10:9801/metrics"
+    assert config.metrics_port(alpha, "pop3") == 9806
+    assert config.metrics_port(alpha, "relay", replica=1) == 9814
 
 
 def test_info_lists_every_process_and_each_serves_where_the_info_says(tmp_path: Path) -> None:
