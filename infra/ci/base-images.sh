@@ -5,8 +5,8 @@
 #                                also tagged debian:bookworm-slim
 #   python:3.11-slim             stand-in FROM it: Debian's python3 (3.11), pip, venv, and this host's CA
 #                                bundle so pip can verify TLS from inside a build container
-#   local/ci-servers:bookworm    stand-in for the redis, haproxy and coredns images: Debian's redis-server,
-#                                haproxy and NSD
+#   local/ci-servers:bookworm    stand-in for the redis, haproxy, coredns and prometheus images: Debian's
+#                                redis-server, haproxy, NSD and prometheus
 #
 # Images that already exist are kept (delete them to rebuild). Needs root, debootstrap and a Docker engine.
 # None of this is used by a normal `docker compose up`, which pulls the real images.
@@ -47,7 +47,9 @@ if ! have python:3.11-slim; then
     echo "base-images: python:3.11-slim stand-in built"
 fi
 
-if ! have local/ci-servers:bookworm; then
+# An older stand-in without prometheus (added for the compose `prometheus` service) is built again.
+if ! have local/ci-servers:bookworm ||
+    ! docker run --rm --entrypoint sh local/ci-servers:bookworm -c 'command -v prometheus' >/dev/null 2>&1; then
     docker build -q --network host -t local/ci-servers:bookworm -f "$here/ci-servers.Dockerfile" "$here" >/dev/null
     echo "base-images: local/ci-servers:bookworm built"
 fi

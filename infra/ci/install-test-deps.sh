@@ -31,6 +31,8 @@ command -v make >/dev/null || want make
 # The Kubernetes manifests are rendered with `kubectl kustomize` (tests/unit/deploy).
 kubectl kustomize --help >/dev/null 2>&1 || want kubernetes-client
 [ -s /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates
+# A real Prometheus scrapes the lab (tests/e2e/test_metrics.py), and promtool checks its configurations.
+{ prometheus --version && promtool check config --help; } >/dev/null 2>&1 || want prometheus
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "install-test-deps: everything the tests need is here"

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from services.auth.app import create_app
 from services.auth.malloc import keep_large_blocks_mmapped
+from services.auth.metrics import serve_metrics
 from shared.config.auth import AuthSettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
@@ -80,6 +81,7 @@ def main() -> int:
         return 2
     setup_logging("auth", settings.log_level)
     keep_large_blocks_mmapped()
+    serve_metrics(settings)
     asyncio.run(serve(settings))
     return 0
 

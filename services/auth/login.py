@@ -13,11 +13,12 @@ import logging
 
 from redis.exceptions import RedisError
 
+from services.auth import metrics
 from services.auth.addresses import InvalidAddress, normalize_address
 from services.auth.directory import Directory
 from services.auth.login_cache import LoginCache
 from services.auth.passwords import Passwords
-from services.auth.throttle import Throttle
+from services.auth.throttle import LoginsBusy, Throttle
 from shared.models import VerifyRequest, VerifyResult
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,13 @@ class Logins:
         username, valid = canonical_username(request.username)
         fields = {"username": username, "client_ip": request.client_ip, "auth_service": request.service}
         attempt = self.throttle.attempt(username, request.client_ip)
-        retry_after_s = await self.throttle.begin(attempt)
+        try:
+            retry_after_s = await self.throttle.begin(attempt)
+        except LoginsBusy:
+            metrics.verified(request.service, "busy")
+            raise
         if retry_after_s is not None:
+            metrics.verified(request.service, "throttled")
             log.warning("login throttled", extra={**fields, "retry_after_s": retry_after_s})
             return VerifyResult(ok=False, throttled=True, retry_after_s=retry_after_s)
 
@@ -74,6 +80,7 @@ class Logins:
             raise
         if user is None or not matches or not user.enabled:
             await self.throttle.end(attempt, ok=False)
+            metrics.verified(request.service, "failed")
             log.info("login failed", extra=fields)
             return VerifyResult(ok=False)
 
@@ -89,5 +96,6 @@ class Logins:
             )
         if not cached:
             self.cache.remember(username, request.password, current_hash)
+        metrics.verified(request.service, "ok")
         log.info("login ok", extra={**fields, "cached": cached})
         return VerifyResult(ok=True, address=user.address)

@@ -11,6 +11,7 @@ from shared.config.delivery import DeliverySettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
 from shared.mailbox_usage import MailboxUsage
+from shared.metrics import start_metrics_server
 from shared.redis_client import connect_site
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
 
@@ -20,6 +21,7 @@ log = logging.getLogger("services.delivery")
 async def main() -> None:
     settings = DeliverySettings()
     setup_logging("delivery", settings.log_level)
+    start_metrics_server(settings)
     stop = stop_on_signals()
     settings.mail_root.mkdir(mode=0o755, parents=True, exist_ok=True)
     redis = connect_site(settings)

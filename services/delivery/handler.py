@@ -36,7 +36,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from services.delivery import mailbox_files
+from services.delivery import mailbox_files, metrics
 from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
 from services.delivery.retry_queue import delivery_retry_queue
 from services.delivery.stored_message import stored_message
@@ -435,6 +435,7 @@ class Deliverer:
                 self.bodies.stage_release(pipe, envelope.body_id, holder(LOCAL_DELIVERY, envelope.queue_id))
             self.consumer.stage_ack(pipe, entry)
             await pipe.execute()
+        metrics.finished(envelope, outcomes, failed, deferred, now)
         if deferred:
             self.retry.notify()
 

@@ -11,6 +11,7 @@ from shared.auth_client import AuthClient
 from shared.config.pop3 import Pop3Settings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
+from shared.metrics import start_metrics_server
 from shared.redis_client import connect_site
 
 log = logging.getLogger("services.pop3")
@@ -19,6 +20,7 @@ log = logging.getLogger("services.pop3")
 async def main() -> None:
     settings = Pop3Settings()
     setup_logging("pop3", settings.log_level)
+    start_metrics_server(settings)
     stop = stop_on_signals()
     redis = connect_site(settings)
     try:

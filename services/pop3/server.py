@@ -12,6 +12,7 @@ import logging
 import ssl
 from collections import Counter
 
+from services.pop3 import metrics
 from services.pop3 import responses as R
 from services.pop3.session import Pop3Session, SessionEnv
 from services.pop3.wire import response
@@ -67,6 +68,7 @@ class Pop3Server:
         self.settings = env.settings
         self.fronts = env.settings.proxy_fronts
         self._sessions: set[asyncio.Task[None]] = set()
+        metrics.SESSIONS.set_function(lambda: len(self._sessions))
         self._per_ip: Counter[str] = Counter()
         self._ids = itertools.count(1)
 
@@ -122,6 +124,7 @@ class Pop3Server:
                 client_ip = header.client[0]
         task = asyncio.current_task()
         assert task is not None
+        metrics.CONNECTS.inc()
         with log_context(session=f"pop3-{next(self._ids)}", client_ip=client_ip):
             if self.env.stopping.is_set():
                 await self._refuse(writer, R.ERR_SHUTDOWN)

@@ -28,6 +28,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from services.pop3 import metrics
 from services.pop3 import responses as R
 from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
 from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
@@ -355,6 +356,7 @@ class Pop3Session:
             result = await self.env.auth.verify(username, password, service="pop3", client_ip=self.client_ip)
         except AuthUnavailable as exc:
             log.error("auth service unavailable", extra={"error": str(exc)})
+            metrics.LOGINS.labels("unavailable").inc()
             await self.reply(R.ERR_AUTH_UNAVAILABLE)
             return
         except ValueError:  # longer than the auth API accepts: cannot be a valid login
@@ -362,6 +364,7 @@ class Pop3Session:
             return
         if result.throttled:
             log.warning("login throttled", extra={"client_ip": self.client_ip})
+            metrics.LOGINS.labels("throttled").inc()
             await self.reply(R.ERR_THROTTLED)
             return
         if not result.ok or result.address is None:
@@ -371,6 +374,7 @@ class Pop3Session:
 
     async def _failed_login(self) -> None:
         self.auth_failures += 1
+        metrics.LOGINS.labels("failed").inc()
         log.info("login failed", extra={"client_ip": self.client_ip, "failures": self.auth_failures})
         await asyncio.sleep(self.settings.pop3_auth_failure_delay_s)
         if self.auth_failures >= self.settings.pop3_max_auth_failures:
@@ -404,6 +408,7 @@ class Pop3Session:
         self.state = State.TRANSACTION
         count, size = maildrop.stat()
         log.info("logged in", extra={"user": address, "messages": count, "octets": size})
+        metrics.LOGINS.labels("ok").inc()
         await self.reply(f"+OK Logged in, {count} messages ({size} octets)")
 
     # --------------------------------------------------------------------------- TRANSACTION commands
@@ -461,6 +466,8 @@ class Pop3Session:
         if await self._send_message(message, f"+OK {message.size} octets", None):
             message.retrieved = True
             self.retrieved += 1
+            metrics.RETRIEVALS.labels("RETR").inc()
+            metrics.RETRIEVED_BYTES.inc(message.size)
             self.retrieved_octets += message.size
             log.debug("retrieved", extra={"user": self.address, "uid": message.uid, "octets": message.size})
 
@@ -471,8 +478,10 @@ class Pop3Session:
             await self._bad(R.ERR_SYNTAX)
             return
         message = await self._lookup(number)
-        if message is not None:
-            await self._send_message(message, "+OK Top of message follows", int(lines))
+        if message is not None and await self._send_message(
+            message, "+OK Top of message follows", int(lines)
+        ):
+            metrics.RETRIEVALS.labels("TOP").inc()
 
     async def _send_message(self, message: MaildropMessage, first: str, body_lines: int | None) -> bool:
         """Send a message: read whole on the event loop if small (a page-cache read costs less than the

@@ -22,6 +22,7 @@ from shared.bus import Consumer, run_consumer
 from shared.config.relay import RelaySettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
+from shared.metrics import start_metrics_server
 from shared.redis_client import connect_site
 from shared.streams import OUTBOUND, RELAY_GROUP
 
@@ -108,6 +109,7 @@ async def run(settings: RelaySettings) -> None:
 def main() -> None:
     settings = RelaySettings()
     setup_logging("relay", settings.log_level)
+    start_metrics_server(settings)
     asyncio.run(run(settings))
 
 

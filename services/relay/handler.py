@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.relay import metrics
 from services.relay.delivery import DomainDelivery, domain_of, smtp_path_ok
 from services.relay.local_domains import LocalDomains
 from services.relay.sent_record import SentRecord
@@ -206,6 +207,7 @@ class RelayHandler:
             self.consumer.stage_ack(pipe, entry)
             await pipe.execute()
 
+        metrics.finished(envelope, delivered + failed + deferred, now)
         if deferred:
             self.retry.notify()
         log.info(

@@ -10,7 +10,7 @@ import logging
 from aiosmtpd.smtp import Session
 from redis.exceptions import RedisError
 
-from services.submission import replies
+from services.submission import metrics, replies
 from services.submission.acceptance import MailLoop, MessageQueue, Transaction, accept_message
 from services.submission.addresses import NULL_PATH, Mailbox
 from services.submission.paths import KeywordError, PathSyntaxError, parse_mail_argument, parse_rcpt_argument
@@ -144,6 +144,7 @@ class ReceptionHandler:
         except (RedisError, OSError) as exc:
             log.error("could not store message", extra={"error": repr(exc), "client": server.peer_ip()})
             return replies.TEMPORARY_FAILURE
+        metrics.accepted(self.policy.role.value, len(envelope.original_content))
         with log_context(queue_id=accepted.queue_id, message_id=accepted.message_id):
             log.info(
                 "message accepted",

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from services.submission import replies
+from services.submission import metrics, replies
 from services.submission.acceptance import RedisMessageQueue
 from services.submission.connections import SessionRegistry
 from services.submission.handler import ReceptionHandler
@@ -33,6 +33,7 @@ async def serve(settings: SubmissionSettings, stop: asyncio.Event) -> None:
     policy = role_policy(settings, auth)
     handler = ReceptionHandler(settings, policy, RedisMessageQueue(redis))
     registry = SessionRegistry.for_listener(settings)
+    metrics.SESSIONS.labels(settings.smtp_role.value).set_function(lambda: len(registry))
     tls_context = server_tls_context(settings)
 
     def new_session() -> ReceptionSMTP:

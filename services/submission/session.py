@@ -28,7 +28,7 @@ from typing import Any
 
 from aiosmtpd.smtp import Envelope, syntax
 
-from services.submission import replies
+from services.submission import metrics, replies
 from services.submission.aiosmtpd_adapter import AiosmtpdSession
 from services.submission.client_address import canonical_ip
 from services.submission.connections import Refusal, SessionRegistry
@@ -112,6 +112,7 @@ class ReceptionSMTP(AiosmtpdSession):
                 assert self.session is not None
                 self.session.peer = self._proxied_peer
             return
+        metrics.CONNECTS.labels(self.settings.smtp_role.value).inc()
         self._last_activity = self.loop.time()
         self._from_front = self.peer_ip() in self.fronts
         if not self._from_front:  # a front's client is admitted by its own address, once the header is read
@@ -198,6 +199,7 @@ class ReceptionSMTP(AiosmtpdSession):
         if self._closing or self.transport is None:
             return
         log.info("closing session", extra={"reply": reply.format(host=""), "client": self.peer_ip()})
+        metrics.replied(self.settings.smtp_role.value, reply)
         self.transport.write(reply.format(host=self.hostname).encode() + b"\r\n")  # type: ignore[attr-defined]
         self._close()
 
@@ -210,6 +212,7 @@ class ReceptionSMTP(AiosmtpdSession):
 
     async def _push_raw(self, reply: str) -> None:
         if not self._closing:
+            metrics.replied(self.settings.smtp_role.value, reply)
             await super().push(reply.encode("utf-8", "replace"))
 
     async def push(self, status: str | bytes) -> None:

@@ -43,6 +43,15 @@ class ServiceSettings(BaseSettings):
         description="This mail server's host name: SMTP banner, EHLO, Received headers, DSN Reporting-MTA.",
     )
     log_level: str = Field("INFO", description="Python log level for the JSON logs on stderr.")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the Prometheus metrics endpoint (`/metrics`) listens on."
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus metrics endpoint (`/metrics`, docs/metrics.md); 0 = no endpoint.",
+    )
 
     @property
     def redis_sentinel_addresses(self) -> list[tuple[str, int]]:

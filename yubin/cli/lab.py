@@ -54,6 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="each site's Redis as primary + replica + 3 Sentinels; services follow failovers (docs/ha.md)",
     )
+    up.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Debian's prometheus against every process's /metrics (docs/metrics.md)",
+    )
     up.add_argument("--info-file", type=Path, help="also write the lab info JSON here once the lab is ready")
     up.add_argument(
         "--log", type=Path, help="append the processes' output here (default <lab dir>/lab.log; '-': stdout)"
@@ -84,7 +89,12 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
 
 
 def lab_up(args: argparse.Namespace) -> int:
-    config = lab_config(args.lab_dir, standard_ports=args.standard_ports, settings=parse_settings(args.set))
+    config = lab_config(
+        args.lab_dir,
+        standard_ports=args.standard_ports,
+        settings=parse_settings(args.set),
+        prometheus=args.prometheus,
+    )
     if args.free_ports:
         config = with_free_ports(config)
     if args.ha:
@@ -109,11 +119,16 @@ def lab_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return ExitCode.OK
     print(f"dns {info['dns']}")
+    if "prometheus" in info:
+        print(f"prometheus {info['prometheus']}")
     for domain, site in info["sites"].items():
         print(f"\n{domain}")
         for key in ("submission", "mx", "pop3", "admin"):
             print(f"  {key:<11} {site[key]}")
         print(f"  {'admin token':<11} {site['admin_token']}")
+        for key, url in info.get("metrics", {}).items():
+            if key.startswith(domain + "/"):
+                print(f"  {'metrics':<11} {url}  ({key.partition('/')[2]})")
         for address, password in site.get("users", {}).items():
             print(f"  user        {address}  password {password}")
     return ExitCode.OK

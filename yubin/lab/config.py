@@ -36,6 +36,22 @@ HIGH_PORTS = SitePorts(submission=5870, mx=2525, pop3=1100, admin=8080, redis=63
 STANDARD_DNS_PORT = 53
 HIGH_DNS_PORT = 5353
 
+# Metrics (docs/metrics.md): every Yubin process serves /metrics on its site's address. With fixed ports
+# the port is METRICS_BASE_PORT + the role's place in METRICS_ROLES (9801 auth ... 9806 pop3), plus
+# METRICS_REPLICA_STRIDE for each further replica; with free ports `LabConfig.metrics_ports` holds them.
+# Not 9100-9199 (node, haproxy, mysqld ... exporters) nor 9090 (the prometheus package's own service, which
+# Debian starts when it is installed): a lab beside them must still start.
+METRICS_BASE_PORT = 9800
+METRICS_REPLICA_STRIDE = 10
+METRICS_ROLES = ("auth", "submission", "mx", "relay", "delivery", "pop3")
+PROMETHEUS_ADDRESS = "127.0.0.1"
+PROMETHEUS_PORT = 9890
+
+
+def metrics_key(domain: str, role: str, replica: int = 0) -> str:
+    """How `lab info` names a process's metrics: `alpha.test/relay` (`alpha.test/relay-1` for a 2nd replica)."""
+    return f"{domain}/{role}" + (f"-{replica}" if replica else "")
+
 
 @dataclass(frozen=True)
 class Site:
@@ -77,6 +93,26 @@ class LabConfig:
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
     ha_ports: dict[str, Any] = field(default_factory=dict)
     """`--ha`: each site's replica and Sentinel ports (`yubin.lab.ha.HAPorts`) by domain; empty: one Redis."""
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+    """Metrics port by `metrics_key` where it is not the fixed one (`with_free_ports` fills it)."""
+    prometheus_port: int | None = None
+    """Run Prometheus against the lab on PROMETHEUS_ADDRESS at this port (`--prometheus`); None: do not."""
+
+    def metrics_port(self, site: Site, role: str, replica: int = 0) -> int:
+        """The port of one process's /metrics: a function of the process, so each replica has its own."""
+        fixed = METRICS_BASE_PORT + METRICS_REPLICA_STRIDE * replica + 1 + METRICS_ROLES.index(role)
+        return self.metrics_ports.get(metrics_key(site.domain, role, replica), fixed)
+
+    def metrics_url(self, site: Site, role: str, replica: int = 0) -> str:
+        return f"http://{site.address}:{self.metrics_port(site, role, replica)}/metrics"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.lab_dir / "prometheus"
+
+    @property
+    def prometheus_url(self) -> str | None:
+        return None if self.prometheus_port is None else f"http://{PROMETHEUS_ADDRESS}:{self.prometheus_port}"
 
     def site(self, domain: str) -> Site:
         for site in self.sites:
@@ -148,6 +184,7 @@ def lab_config(
     *,
     standard_ports: bool | None = None,
     settings: dict[str, str] | None = None,
+    prometheus: bool = False,
 ) -> LabConfig:
     """The lab with fixed ports: the standard ones as root, high ones otherwise."""
     addresses = zone_addresses()
@@ -162,6 +199,7 @@ def lab_config(
         dns_address=addresses["ns.alpha.test"],
         dns_port=STANDARD_DNS_PORT if standard else HIGH_DNS_PORT,
         settings=dict(settings or {}),
+        prometheus_port=PROMETHEUS_PORT if prometheus else None,
     )
 
 
@@ -199,7 +237,19 @@ def distinct_free_ports(host: str, count: int) -> list[int]:
 def with_free_ports(config: LabConfig) -> LabConfig:
     """The same lab on ports nobody uses right now, so tests and benchmarks can run beside `make lab`."""
     count = len(SitePorts.__dataclass_fields__)
-    sites = tuple(
-        replace(site, ports=SitePorts(*distinct_free_ports(site.address, count))) for site in config.sites
+    sites = []
+    metrics_ports: dict[str, int] = {}
+    for site in config.sites:
+        ports = distinct_free_ports(site.address, count + len(METRICS_ROLES))
+        sites.append(replace(site, ports=SitePorts(*ports[:count])))
+        metrics_ports |= {
+            metrics_key(site.domain, r): p for r, p in zip(METRICS_ROLES, ports[count:], strict=True)
+        }
+    prometheus_port = None if config.prometheus_port is None else free_port(PROMETHEUS_ADDRESS)
+    return replace(
+        config,
+        sites=tuple(sites),
+        dns_port=free_dns_port(config.dns_address),
+        metrics_ports=metrics_ports,
+        prometheus_port=prometheus_port,
     )
-    return replace(config, sites=sites, dns_port=free_dns_port(config.dns_address))

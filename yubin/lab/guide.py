@@ -42,6 +42,8 @@ def guide(config: LabConfig, info: dict[str, Any], log_path: Path | None) -> str
         f"Lab directory: {config.lab_dir}   (lab info: {yubin} lab info --json)",
         f"TLS certificate (self-signed) for STARTTLS/STLS: {config.cert_file}",
     ]
+    if "prometheus" in info:
+        lines.append(f"Prometheus (scraping every process's /metrics): {info['prometheus']}")
     if log_path is not None:
         lines.append(f"Logs of every process: tail -f {log_path}")
     return "\n".join(lines) + "\n"

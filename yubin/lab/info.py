@@ -4,7 +4,9 @@ The shape is a contract (issue 6) that `yubin --lab`, the end-to-end tests and t
 that the docker compose lab writes too:
 `{"dns": "HOST:PORT", "sites": {"alpha.test": {"submission": "HOST:PORT", "mx": "HOST:PORT",
 "pop3": "HOST:PORT", "admin": "http://HOST:PORT", "admin_token": "...", "users": {ADDRESS: PASSWORD}}}}`.
-The native lab adds `redis` (and with `--ha` `redis_sentinels`), `mail_root`, `tls_cert`, `runner_pid` and `lab_dir`.
+The native lab adds `redis` (and with `--ha` `redis_sentinels`), `mail_root`, `tls_cert`, `runner_pid`,
+`lab_dir`, `metrics` (each process's /metrics URL by `alpha.test/relay`) and, with `--prometheus`,
+`prometheus` (its URL).
 """
 
 import json
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from yubin.lab import ha
-from yubin.lab.config import LabConfig
+from yubin.lab.config import METRICS_ROLES, LabConfig, metrics_key
 from yubin.lab.credentials import SiteCredentials
 
 
@@ -44,7 +46,14 @@ def build_info(
         "sites": sites,
         "tls_cert": str(config.cert_file),
         "lab_dir": str(config.lab_dir),
+        "metrics": {
+            metrics_key(site.domain, role): config.metrics_url(site, role)
+            for site in config.sites
+            for role in METRICS_ROLES
+        },
     }
+    if config.prometheus_url is not None:
+        info["prometheus"] = config.prometheus_url
     if runner_pid is not None:
         info["runner_pid"] = runner_pid
     return info

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from yubin.lab import ha, nsd
-from yubin.lab.config import ROOT, LabConfig, Site
+from yubin.lab import ha, nsd, prometheus
+from yubin.lab.config import PROMETHEUS_ADDRESS, ROOT, LabConfig, Site
 from yubin.lab.credentials import SiteCredentials
 
 REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
@@ -53,6 +53,8 @@ class ProcessSpec:
     role: str | None = None
     listens: tuple[str, int] | None = None
     """Where the process accepts connections once it is ready (None: it only consumes)."""
+    metrics: tuple[str, int] | None = None
+    """Where it serves Prometheus metrics (YUBIN_METRICS_HOST/PORT)."""
 
 
 class UnknownSetting(ValueError):
@@ -92,6 +94,8 @@ def role_env(config: LabConfig, site: Site, role: str, creds: SiteCredentials) -
         "YUBIN_HOSTNAME": site.mx_host,
         "YUBIN_LOG_LEVEL": "INFO",
         **ha.service_env(config, site),
+        "YUBIN_METRICS_HOST": site.address,
+        "YUBIN_METRICS_PORT": str(config.metrics_port(site, role)),
     }
     auth_client = {"YUBIN_AUTH_URL": site.admin_url, "YUBIN_SERVICE_TOKEN": creds.service_token}
     mail_root = {"YUBIN_MAIL_ROOT": str(config.mail_root(site))}
@@ -222,8 +226,17 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
                     site=site.domain,
                     role=role.name,
                     listens=listen_address(site, role.name),
+                    metrics=(site.address, config.metrics_port(site, role.name)),
                 )
             )
+    if config.prometheus_port is not None:
+        specs.append(
+            ProcessSpec(
+                "prometheus",
+                (binary("prometheus"), *prometheus.arguments(config)),
+                listens=(PROMETHEUS_ADDRESS, config.prometheus_port),
+            )
+        )
     return specs
 
 
@@ -245,3 +258,5 @@ def prepare_directories(config: LabConfig, zones_dir: Path) -> None:
         config.mail_root(site).mkdir(parents=True, exist_ok=True)
     if config.ha_ports:
         ha.prepare(config)
+    if config.prometheus_port is not None:
+        prometheus.write_config(config)

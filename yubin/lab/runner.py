@@ -60,14 +60,15 @@ def refuse_if_running(config: LabConfig) -> None:
 def check_ports_free(specs: list[ProcessSpec]) -> None:
     busy = []
     for spec in specs:
-        if spec.listens is None:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(spec.listens)
-            except OSError as exc:
-                busy.append(f"{spec.name} {spec.listens[0]}:{spec.listens[1]} ({exc.strerror})")
+        for address in (spec.listens, spec.metrics):
+            if address is None:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(address)
+                except OSError as exc:
+                    busy.append(f"{spec.name} {address[0]}:{address[1]} ({exc.strerror})")
     if busy:
         raise LabError("cannot listen where the lab needs to:\n  " + "\n  ".join(busy))
 
