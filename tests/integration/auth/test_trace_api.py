@@ -128,8 +128,9 @@ def test_stream_count_is_bounded_and_freed(auth_service: AuthService) -> None:
             context = client.stream("GET", "/v1/trace/stream")
             response = context.__enter__()
             assert response.status_code == 200
-            next(response.iter_lines())
-            opened.append((context, response))
+            lines = response.iter_lines()  # kept: a line iterator dropped half-way closes the connection
+            next(lines)
+            opened.append((context, lines))
         assert clients[16].get("/v1/trace/stream").status_code == 503
         # A client that goes away gives its slot back.
         context, _ = opened.pop()
