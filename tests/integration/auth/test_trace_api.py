@@ -121,6 +121,10 @@ def test_stream_sends_new_events_and_resumes(auth_service: AuthService) -> None:
         with client.stream("GET", "/v1/trace/stream", params={"since": old}) as response:
             got = [i for i, _, _ in _take(sse(response.iter_lines()), 2)][1:]
             assert got == ids
+        # The same filters as a page: only Q5's events.
+        with client.stream("GET", "/v1/trace/stream", params={"since": old, "queue_id": "Q5"}) as response:
+            got = [i for i, _, _ in _take(sse(response.iter_lines()), 3)][1:]
+            assert got == later
 
 
 def _take(blocks: Iterator[tuple[str | None, str | None, list[str]]], n: int) -> list:
