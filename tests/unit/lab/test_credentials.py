@@ -6,7 +6,7 @@ from pathlib import Path
 
 from yubin.lab.certs import ensure_certificate
 from yubin.lab.config import lab_config
-from yubin.lab.credentials import load_or_create
+from yubin.lab.credentials import load_or_create, new_password
 
 
 def test_passwords_and_tokens_are_stable_across_restarts(tmp_path: Path) -> None:
@@ -36,3 +36,9 @@ def test_certificate_covers_both_sites_and_is_kept(tmp_path: Path) -> None:
     before = cert.read_bytes()
     ensure_certificate(config)
     assert cert.read_bytes() == before
+
+
+def test_passwords_are_letters_and_digits_so_no_command_line_reads_one_as_an_option() -> None:
+    passwords = [new_password() for _ in range(2000)]
+    assert all(p.isascii() and p.isalnum() and len(p) == 16 for p in passwords)
+    assert len(set(passwords)) == len(passwords)
