@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from yubin.cli import fault
 from yubin.cli.errors import CliError, ExitCode
 from yubin.cli.lab_endpoints import add_lab_options, load_lab
 from yubin.lab.certs import CertificateError
@@ -65,6 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ps.add_argument("--lab-dir", type=Path, help=f"lab directory (default: ${LAB_DIR_ENV}, else ./lab)")
     ps.add_argument("--json", action="store_true", help="the supervisor's state as JSON")
     ps.set_defaults(handler=lab_ps)
+
+    fault.add_parser(commands)
 
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:
