@@ -34,6 +34,10 @@ STANDARD_PORTS = SitePorts(submission=587, mx=25, pop3=110, admin=8080, redis=63
 HIGH_PORTS = SitePorts(submission=5870, mx=2525, pop3=1100, admin=8080, redis=6379)
 STANDARD_DNS_PORT = 53
 HIGH_DNS_PORT = 5353
+# The relays' resolver (yubin/lab/dns_front.py: NSD's answers, or SERVFAIL for a faulted domain), on the
+# DNS server's address one port up.
+STANDARD_RESOLVER_PORT = 54
+HIGH_RESOLVER_PORT = 5354
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class LabConfig:
     sites: tuple[Site, ...]
     dns_address: str
     dns_port: int
+    resolver_port: int
     settings: dict[str, str] = field(default_factory=dict)
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
 
@@ -158,6 +163,7 @@ def lab_config(
         sites=sites,
         dns_address=addresses["ns.alpha.test"],
         dns_port=STANDARD_DNS_PORT if standard else HIGH_DNS_PORT,
+        resolver_port=STANDARD_RESOLVER_PORT if standard else HIGH_RESOLVER_PORT,
         settings=dict(settings or {}),
     )
 
@@ -199,4 +205,8 @@ def with_free_ports(config: LabConfig) -> LabConfig:
     sites = tuple(
         replace(site, ports=SitePorts(*distinct_free_ports(site.address, count))) for site in config.sites
     )
-    return replace(config, sites=sites, dns_port=free_dns_port(config.dns_address))
+    dns_port = free_dns_port(config.dns_address)
+    resolver_port = free_dns_port(config.dns_address)
+    while resolver_port == dns_port:
+        resolver_port = free_dns_port(config.dns_address)
+    return replace(config, sites=sites, dns_port=dns_port, resolver_port=resolver_port)
