@@ -85,12 +85,17 @@ def test_a_5xx_at_rcpt_refuses_the_recipient(faults: Faults, mx: Reception) -> N
 
 
 def test_share_zero_never_strikes(faults: Faults, mx: Reception, site: Site) -> None:
-    faults.add(kind="smtp-reply", reply="554 5.3.0 never", stage="mail", share=0)
+    never = faults.add(kind="smtp-reply", reply="554 5.3.0 never", stage="mail", share=0)
+    always = faults.add(kind="smtp-reply", reply="451 4.3.0 always", stage="data", share=1)
     for _ in range(5):
         with smtp(mx) as client:
-            assert client.sendmail(SENDER, [USER], MESSAGE) == {}
-    assert site.client().xlen(LOCAL_DELIVERY) == 5
-    assert fault_events(site.client()) == []
+            client.ehlo()
+            assert client.mail(SENDER)[0] == 250
+            assert client.rcpt(USER)[0] == 250
+            assert client.data(MESSAGE)[0] == 451
+    assert site.client().xlen(LOCAL_DELIVERY) == 0
+    struck = {event["detail"]["fault_id"] for event in fault_events(site.client())}
+    assert struck == {always["id"]} and never["id"] not in struck
 
 
 def test_a_refusing_greeting_at_connect(faults: Faults, mx: Reception) -> None:
@@ -132,15 +137,20 @@ def test_delay_holds_the_reply_back_then_goes_on(faults: Faults, mx: Reception, 
     assert event["detail"]["kind"] == "delay" and event["detail"]["delay_s"] == 3
 
 
-def test_the_submission_role_has_no_faults(faults: Faults, site: Site) -> None:
+def test_the_submission_role_has_no_faults(faults: Faults, mx: Reception, site: Site) -> None:
     submission = site.start("submission")
     faults.add(kind="smtp-reply", reply="554 5.3.0 lab fault", stage="connect")
+    with RawSmtp(mx.host, mx.port) as raw:
+        assert raw.reply() == "554 5.3.0 lab fault"
     with RawSmtp(submission.host, submission.port) as raw:
         assert raw.reply().startswith("220 ")
 
 
 def test_an_expired_fault_stops_striking(faults: Faults, mx: Reception) -> None:
-    # add() waits past the MX's refresh, and by then the fault has expired.
+    # add() waits past the MX's refresh, and by then the first fault has expired.
     faults.add(kind="smtp-reply", reply="451 4.3.0 short-lived", stage="mail", expires_in_s=1)
+    faults.add(kind="smtp-reply", reply="550 5.1.1 long-lived", stage="rcpt", expires_in_s=600)
     with smtp(mx) as client:
-        assert client.sendmail(SENDER, [USER], MESSAGE) == {}
+        client.ehlo()
+        assert client.mail(SENDER)[0] == 250
+        assert client.rcpt(USER) == (550, b"5.1.1 long-lived")
