@@ -37,6 +37,11 @@ class FaultedSession(Protocol):
 
     def fault_context(self) -> dict[str, object]: ...
 
+    def restart_idle_timer(self, duration: float | None = None) -> None: ...
+
+    @property
+    def idle_timeout_s(self) -> float: ...
+
 
 class FaultHook:
     def __init__(self, redis: Redis, *, refresh_s: float = 1.0) -> None:
@@ -81,6 +86,8 @@ class FaultHook:
             await self._record(fault, session, data)
             if fault.kind is FaultKind.DELAY:
                 assert fault.delay_s is not None
+                # Our own silence is not the client's: the idle limit counts from the end of the delay.
+                session.restart_idle_timer(fault.delay_s + session.idle_timeout_s)
                 await asyncio.sleep(fault.delay_s)
                 continue
             if fault.kind is FaultKind.SMTP_REPLY:
