@@ -104,6 +104,8 @@ def lab_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return ExitCode.OK
     print(f"dns {info['dns']}")
+    if "resolver" in info:  # the native lab's: NSD's answers, or SERVFAIL for a faulted domain
+        print(f"resolver {info['resolver']}")
     for domain, site in info["sites"].items():
         print(f"\n{domain}")
         for key in ("submission", "mx", "pop3", "admin"):
