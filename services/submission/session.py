@@ -120,8 +120,14 @@ class ReceptionSMTP(AiosmtpdSession):
             await self._push_raw(self._refusal.reply(self.hostname, self.peer_ip()))
             self._close()
             return
-        if await self._fault(FaultStage.CONNECT):
-            return
+        try:
+            if await self._fault(FaultStage.CONNECT):
+                return
+        except asyncio.CancelledError:
+            # The client left (EOF) while the fault list was read: close, as aiosmtpd's loop would, or
+            # the half-open connection keeps its slot until the idle timeout.
+            self._close()
+            raise
         await super().serve_commands()
 
     def on_idle_timeout(self) -> None:
