@@ -18,7 +18,7 @@ from services.auth.directory import AlreadyExists, Directory, DirectoryError, Do
 from services.auth.login import Logins
 from services.auth.login_cache import LoginCache
 from services.auth.passwords import Passwords
-from services.auth.routes import aliases, domains, health, internal, queue, trace, users
+from services.auth.routes import aliases, domains, faults, health, internal, queue, trace, users
 from services.auth.routes.trace import TraceStreams
 from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
@@ -70,7 +70,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.state.parts = parts
     # Ended by __main__ when the service stops: uvicorn waits for open responses, and a stream never ends.
     app.state.trace_streams = TraceStreams()
-    for module in (domains, users, aliases, internal, health, queue, trace):
+    for module in (domains, users, aliases, internal, health, queue, trace, faults):
         app.include_router(module.router)
 
     @app.exception_handler(DirectoryError)

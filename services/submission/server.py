@@ -6,6 +6,7 @@ import logging
 from services.submission import metrics, replies
 from services.submission.acceptance import RedisMessageQueue
 from services.submission.connections import SessionRegistry
+from services.submission.fault_hook import FaultHook
 from services.submission.handler import ReceptionHandler
 from services.submission.local_domains import LocalDomains
 from services.submission.mx_policy import MxPolicy
@@ -35,10 +36,17 @@ async def serve(settings: SubmissionSettings, stop: asyncio.Event) -> None:
     registry = SessionRegistry.for_listener(settings)
     metrics.SESSIONS.labels(settings.smtp_role.value).set_function(lambda: len(registry))
     tls_context = server_tls_context(settings)
+    faults = FaultHook(redis) if settings.smtp_role is SmtpRole.MX else None
 
     def new_session() -> ReceptionSMTP:
         return ReceptionSMTP(
-            handler, settings=settings, policy=policy, auth=auth, registry=registry, tls_context=tls_context
+            handler,
+            settings=settings,
+            policy=policy,
+            auth=auth,
+            registry=registry,
+            tls_context=tls_context,
+            faults=faults,
         )
 
     loop = asyncio.get_running_loop()

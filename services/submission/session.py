@@ -33,12 +33,14 @@ from services.submission.aiosmtpd_adapter import AiosmtpdSession
 from services.submission.client_address import canonical_ip
 from services.submission.connections import Refusal, SessionRegistry
 from services.submission.data_budget import Reservation, declared_size
+from services.submission.fault_hook import FaultHook
 from services.submission.headers import ClientInfo
 from services.submission.message_data import ConnectionClosedInData, read_message_data
 from services.submission.policy import RolePolicy
 from shared.auth_client import AuthUnavailable
 from shared.auth_protocols import LoginVerifier
 from shared.config.submission import SubmissionSettings
+from shared.faults import FaultStage
 from shared.line_reader import ConnectionClosed, LineTooLong, read_line
 from shared.proxy_protocol import FirstOctets, ProxyHeaderError, read_header
 
@@ -72,12 +74,14 @@ class ReceptionSMTP(AiosmtpdSession):
         auth: LoginVerifier,
         registry: SessionRegistry,
         tls_context: Any = None,
+        faults: FaultHook | None = None,
     ) -> None:
         # Set before aiosmtpd's __init__, which inspects the instance (and reads line_length_limit).
         self.settings = settings
         self.policy = policy
         self.auth = auth
         self.registry = registry
+        self.faults = faults  # lab faults (MX only; fault_hook.py)
         self._refusal: Refusal | None = None
         self._greeted = False
         self._closing = False
@@ -145,6 +149,14 @@ class ReceptionSMTP(AiosmtpdSession):
             await self._push_raw(self._refusal.reply(self.hostname, self.peer_ip()))
             self._close()
             return
+        try:
+            if await self._fault(FaultStage.CONNECT):
+                return
+        except asyncio.CancelledError:
+            # The client left (EOF) while the fault list was read: close, as aiosmtpd's loop would, or
+            # the half-open connection keeps its slot until the idle timeout.
+            self._close()
+            raise
         await super().serve_commands()
 
     async def _read_proxy_header(self) -> bool:
@@ -207,6 +219,24 @@ class ReceptionSMTP(AiosmtpdSession):
         self._closing = True
         if self.transport is not None:
             self.transport.close()
+
+    # --- lab faults (fault_hook.py) ---------------------------------------------------------------
+
+    async def _fault(self, stage: FaultStage, data: bytes | None = None) -> bool:
+        return self.faults is not None and await self.faults.intervene(self, stage, data)
+
+    def drop(self) -> None:
+        """Close without a reply; aiosmtpd cancels the command loop when the connection is lost."""
+        self._close()
+
+    def fault_context(self) -> dict[str, object]:
+        envelope = self.envelope if isinstance(self.envelope, TransactionEnvelope) else None
+        return {
+            "client": self.peer_ip(),
+            "helo": self.session.host_name if self.session is not None else None,
+            "sender": envelope.sender if envelope is not None else None,
+            "recipients": list(envelope.rcpt_tos) if envelope is not None and envelope.rcpt_tos else None,
+        }
 
     # --- replies --------------------------------------------------------------------------------
 
@@ -454,6 +484,8 @@ class ReceptionSMTP(AiosmtpdSession):
         if self.envelope.mail_from:
             await self.push(replies.NESTED_MAIL)
             return
+        if await self._fault(FaultStage.MAIL):
+            return
         await self.push(await self.run_handler_hook("MAIL", arg or ""))
 
     @syntax("RCPT TO:<address>", extended=" [SP <mail-parameters>]")
@@ -464,6 +496,8 @@ class ReceptionSMTP(AiosmtpdSession):
             return
         if not self.envelope.mail_from:
             await self.push(replies.NEED_MAIL)
+            return
+        if await self._fault(FaultStage.RCPT):
             return
         await self.push(await self.run_handler_hook("RCPT", arg or ""))
 
@@ -520,6 +554,9 @@ class ReceptionSMTP(AiosmtpdSession):
             )
             self.end_transaction()
             await self.push(data.problem.value)
+            return
+        if await self._fault(FaultStage.DATA, data.content):
+            self.end_transaction()  # refused or dropped: the message is not stored
             return
         self.envelope.original_content = self.envelope.content = data.content
         self._in_data = True  # storing counts as part of the transaction for a graceful shutdown

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from yubin.cli import fault
 from yubin.cli.errors import CliError, ExitCode
 from yubin.cli.lab_endpoints import add_lab_options, load_lab
 from yubin.lab.certs import CertificateError
@@ -77,6 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ps.add_argument("--json", action="store_true", help="the supervisor's state as JSON")
     ps.set_defaults(handler=lab_ps)
 
+    fault.add_parser(commands)
+
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:
     settings = {}
@@ -121,6 +124,8 @@ def lab_info(args: argparse.Namespace) -> int:
     print(f"dns {info['dns']}")
     if "prometheus" in info:
         print(f"prometheus {info['prometheus']}")
+    if "resolver" in info:  # the native lab's: NSD's answers, or SERVFAIL for a faulted domain
+        print(f"resolver {info['resolver']}")
     for domain, site in info["sites"].items():
         print(f"\n{domain}")
         for key in ("submission", "mx", "pop3", "admin"):

@@ -35,6 +35,10 @@ STANDARD_PORTS = SitePorts(submission=587, mx=25, pop3=110, admin=8080, redis=63
 HIGH_PORTS = SitePorts(submission=5870, mx=2525, pop3=1100, admin=8080, redis=6379)
 STANDARD_DNS_PORT = 53
 HIGH_DNS_PORT = 5353
+# The relays' resolver (yubin/lab/dns_front.py: NSD's answers, or SERVFAIL for a faulted domain), on the
+# DNS server's address one port up.
+STANDARD_RESOLVER_PORT = 54
+HIGH_RESOLVER_PORT = 5354
 
 # Metrics (docs/metrics.md): every Yubin process serves /metrics on its site's address. With fixed ports
 # the port is METRICS_BASE_PORT + the role's place in METRICS_ROLES (9801 auth ... 9806 pop3), plus
@@ -89,6 +93,7 @@ class LabConfig:
     sites: tuple[Site, ...]
     dns_address: str
     dns_port: int
+    resolver_port: int
     settings: dict[str, str] = field(default_factory=dict)
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
     ha_ports: dict[str, Any] = field(default_factory=dict)
@@ -198,6 +203,7 @@ def lab_config(
         sites=sites,
         dns_address=addresses["ns.alpha.test"],
         dns_port=STANDARD_DNS_PORT if standard else HIGH_DNS_PORT,
+        resolver_port=STANDARD_RESOLVER_PORT if standard else HIGH_RESOLVER_PORT,
         settings=dict(settings or {}),
         prometheus_port=PROMETHEUS_PORT if prometheus else None,
     )
@@ -246,10 +252,15 @@ def with_free_ports(config: LabConfig) -> LabConfig:
             metrics_key(site.domain, r): p for r, p in zip(METRICS_ROLES, ports[count:], strict=True)
         }
     prometheus_port = None if config.prometheus_port is None else free_port(PROMETHEUS_ADDRESS)
+    dns_port = free_dns_port(config.dns_address)
+    resolver_port = free_dns_port(config.dns_address)
+    while resolver_port == dns_port:
+        resolver_port = free_dns_port(config.dns_address)
     return replace(
         config,
         sites=tuple(sites),
-        dns_port=free_dns_port(config.dns_address),
+        dns_port=dns_port,
+        resolver_port=resolver_port,
         metrics_ports=metrics_ports,
         prometheus_port=prometheus_port,
     )

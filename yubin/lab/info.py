@@ -43,6 +43,7 @@ def build_info(
             sites[site.domain]["redis_sentinels"] = ha.sentinels_setting(config, site)
     info: dict[str, Any] = {
         "dns": f"{config.dns_address}:{config.dns_port}",
+        "resolver": f"{config.dns_address}:{config.resolver_port}",
         "sites": sites,
         "tls_cert": str(config.cert_file),
         "lab_dir": str(config.lab_dir),

@@ -126,7 +126,8 @@ def role_env(config: LabConfig, site: Site, role: str, creds: SiteCredentials) -
         return {
             **common,
             **auth_client,
-            "YUBIN_DNS_SERVER": f"{config.dns_address}:{config.dns_port}",
+            # The lab's resolver, which forwards to NSD and applies dns-servfail faults (docs/faults.md).
+            "YUBIN_DNS_SERVER": f"{config.dns_address}:{config.resolver_port}",
             # With fixed ports both sites' MX listen on the same port; with free ports they differ, and
             # each relay connects to the MX port of the other site.
             "YUBIN_RELAY_PORT": str(peer.ports.mx),
@@ -182,7 +183,21 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
             "dns",
             (binary("nsd"), "-d", "-c", str(config.dns_dir / "nsd.conf")),
             listens=(config.dns_address, config.dns_port),
-        )
+        ),
+        ProcessSpec(
+            "resolver",
+            (
+                sys.executable,
+                "-m",
+                "yubin.lab.dns_front",
+                "--listen",
+                f"{config.dns_address}:{config.resolver_port}",
+                "--upstream",
+                f"{config.dns_address}:{config.dns_port}",
+                *(arg for site in config.sites for arg in ("--site", f"{site.domain}={site.redis_url}")),
+            ),
+            listens=(config.dns_address, config.resolver_port),
+        ),
     ]
     for site in config.sites:
         if config.ha_ports:

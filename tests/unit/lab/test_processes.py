@@ -44,7 +44,7 @@ def test_each_relay_connects_to_the_other_sites_mx_port(config) -> None:
     env = {spec.name: spec.env for spec in build_processes(free, load_or_create(free))}
     assert env["alpha-relay"]["YUBIN_RELAY_PORT"] == str(beta.ports.mx)
     assert env["beta-relay"]["YUBIN_RELAY_PORT"] == str(alpha.ports.mx)
-    assert env["alpha-relay"]["YUBIN_DNS_SERVER"] == f"127.0.3.53:{free.dns_port}"
+    assert env["alpha-relay"]["YUBIN_DNS_SERVER"] == f"127.0.3.53:{free.resolver_port}"
 
 
 def test_free_ports_are_distinct_within_a_site(config) -> None:
