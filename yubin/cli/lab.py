@@ -108,6 +108,8 @@ def lab_info(args: argparse.Namespace) -> int:
         print(f"  {'admin token':<11} {site['admin_token']}")
         for address, password in site.get("users", {}).items():
             print(f"  user        {address}  password {password}")
+    if info.get("console"):
+        print(f"\nconsole {info['console']}  password {info.get('console_password', '')}")
     return ExitCode.OK
 
 

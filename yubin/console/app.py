@@ -7,13 +7,13 @@ header (see sessions.py). Answers are JSON only: the page puts every value into 
 import asyncio
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -260,7 +260,9 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
     @app.post("/api/faults/{site}", dependencies=Action)
     async def add_fault(site: str, fault: FaultIn) -> Any:
         log.info("console fault added", extra={"site": site, "fault": fault.model_dump()})
-        return await console.client(site).request("POST", "/v1/faults", json=fault.model_dump(exclude_none=True))
+        return await console.client(site).request(
+            "POST", "/v1/faults", json=fault.model_dump(exclude_none=True)
+        )
 
     @app.delete("/api/faults/{site}/{fault_id}", dependencies=Action)
     async def remove_fault(site: str, fault_id: Annotated[str, PathParam(pattern=ID)]) -> Any:
@@ -273,7 +275,7 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
         try:
             site = check(outgoing.sender, recipients, outgoing.subject, outgoing.body, console.endpoints)
         except SendRefused as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+            raise HTTPException(422, str(exc)) from exc
         message = compose(outgoing.sender, recipients, outgoing.subject, outgoing.body)
         try:
             reply = await submit(site, outgoing.sender, message, settings.upstream_timeout_s)

@@ -80,7 +80,7 @@ class Feed:
                     delay = 0.5
             except asyncio.CancelledError:
                 raise
-            except (UpstreamError, Exception) as exc:  # noqa: BLE001 - any failure: say so, reconnect
+            except (UpstreamError, Exception) as exc:
                 self.status[client.domain] = f"unreachable: {exc}"
                 log.warning("trace feed interrupted", extra={"site": client.domain, "error": str(exc)})
             await asyncio.sleep(delay)

@@ -27,7 +27,9 @@ def compose(sender: str, recipients: list[str], subject: str, body: str) -> Emai
     return message
 
 
-def check(sender: str, recipients: list[str], subject: str, body: str, sites: list[SiteEndpoint]) -> SiteEndpoint:
+def check(
+    sender: str, recipients: list[str], subject: str, body: str, sites: list[SiteEndpoint]
+) -> SiteEndpoint:
     """The sender's site, if the message may be sent; SendRefused says why not."""
     site = next((s for s in sites if sender in s.users), None)
     if site is None:
@@ -47,11 +49,11 @@ def check(sender: str, recipients: list[str], subject: str, body: str, sites: li
     return site
 
 
-async def submit(site: SiteEndpoint, sender: str, message: EmailMessage, timeout: float) -> str:
+async def submit(site: SiteEndpoint, sender: str, message: EmailMessage, timeout_s: float) -> str:
     """Submit; the server's reply to the message (it holds the queue id)."""
     host, _, port = site.submission.rpartition(":")
     # The lab's submission allows AUTH without TLS on its private network (YUBIN_ALLOW_PLAINTEXT_AUTH).
-    async with aiosmtplib.SMTP(hostname=host, port=int(port), timeout=timeout, start_tls=False) as smtp:
+    async with aiosmtplib.SMTP(hostname=host, port=int(port), timeout=timeout_s, start_tls=False) as smtp:
         await smtp.login(sender, site.users[sender].get_secret_value())
         _refused, reply = await smtp.send_message(message)
     return reply

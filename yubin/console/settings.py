@@ -22,10 +22,13 @@ class ConsoleSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="YUBIN_CONSOLE_", extra="ignore", frozen=True)
 
-    host: str = Field("127.0.0.1", description="Address to listen on (loopback: the console is an admin tool).")
+    host: str = Field(
+        "127.0.0.1", description="Address to listen on (loopback: the console is an admin tool)."
+    )
     port: int = Field(8025, ge=0, le=65535, description="Port to listen on.")
     password: SecretStr | None = Field(
-        None, description="The console password (besides any site's admin token); generated and printed if unset."
+        None,
+        description="The console password (besides any site's admin token); generated and printed if unset.",
     )
     sites: dict[str, Any] = Field(
         default_factory=dict,

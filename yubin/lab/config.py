@@ -34,6 +34,9 @@ STANDARD_PORTS = SitePorts(submission=587, mx=25, pop3=110, admin=8080, redis=63
 HIGH_PORTS = SitePorts(submission=5870, mx=2525, pop3=1100, admin=8080, redis=6379)
 STANDARD_DNS_PORT = 53
 HIGH_DNS_PORT = 5353
+# The web console (yubin/console): loopback only, on Mailpit's well-known web port.
+CONSOLE_ADDRESS = "127.0.0.1"
+CONSOLE_PORT = 8025
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class LabConfig:
     dns_port: int
     settings: dict[str, str] = field(default_factory=dict)
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
+    console_address: str = CONSOLE_ADDRESS
+    console_port: int = CONSOLE_PORT
 
     def site(self, domain: str) -> Site:
         for site in self.sites:
@@ -199,4 +204,9 @@ def with_free_ports(config: LabConfig) -> LabConfig:
     sites = tuple(
         replace(site, ports=SitePorts(*distinct_free_ports(site.address, count))) for site in config.sites
     )
-    return replace(config, sites=sites, dns_port=free_dns_port(config.dns_address))
+    return replace(
+        config,
+        sites=sites,
+        dns_port=free_dns_port(config.dns_address),
+        console_port=free_port(config.console_address),
+    )

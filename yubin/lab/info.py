@@ -4,7 +4,8 @@ The shape is a contract (issue 6) that `yubin --lab`, the end-to-end tests and t
 that the docker compose lab writes too:
 `{"dns": "HOST:PORT", "sites": {"alpha.test": {"submission": "HOST:PORT", "mx": "HOST:PORT",
 "pop3": "HOST:PORT", "admin": "http://HOST:PORT", "admin_token": "...", "users": {ADDRESS: PASSWORD}}}}`.
-The native lab adds `redis`, `mail_root`, `tls_cert`, `runner_pid` and `lab_dir`.
+The native lab adds `redis`, `mail_root`, `tls_cert`, `runner_pid` and `lab_dir`; both add the web
+console's URL and password (`console`, `console_password`).
 """
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from yubin.lab.config import LabConfig
+from yubin.lab.console import console_password, console_url
 from yubin.lab.credentials import SiteCredentials
 
 
@@ -41,6 +43,8 @@ def build_info(
         "sites": sites,
         "tls_cert": str(config.cert_file),
         "lab_dir": str(config.lab_dir),
+        "console": console_url(config),
+        "console_password": console_password(config),
     }
     if runner_pid is not None:
         info["runner_pid"] = runner_pid

@@ -1,6 +1,6 @@
 // The console page: a hash router over the views, the API calls, and the live event stream.
 // Everything that comes from mail (subjects, addresses, replies, ids) goes into the page as text:
-// textContent and DOM calls only, never innerHTML; the server's CSP forbids inline script besides.
+// textContent and DOM calls only, never as markup; the server's CSP forbids inline script besides.
 import { currentLang, setLang, t, translate } from "./i18n.js";
 import { LiveMap, clip, shortLabel } from "./map.js";
 
