@@ -209,7 +209,8 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
         if not q:
             return {"messages": summarize(list(console.feed.recent)), "errors": {}}
         batches, errors = await console.each_site(lambda c: search(c, q))
-        return {"messages": summarize(merge(*batches)), "errors": errors}
+        found = [console.feed.with_subject(e) for e in merge(*batches)]
+        return {"messages": summarize(found), "errors": errors}
 
     @app.get("/api/message", dependencies=[Session])
     async def message(id: Annotated[str, Query(min_length=1, max_length=MAX_QUERY)]) -> dict[str, Any]:
@@ -282,6 +283,7 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
         except Exception as exc:  # aiosmtplib's errors and OSError: the form shows the server's answer
             log.warning("console send failed", extra={"error": str(exc)})
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"submission refused: {exc}") from exc
+        console.feed.remember_subject(str(message["Message-ID"]), outgoing.subject)
         log.info("console sent", extra={"message_id": message["Message-ID"], "sender": outgoing.sender})
         return {"message_id": str(message["Message-ID"]), "reply": reply}
 
@@ -341,6 +343,7 @@ async def journey(console: Console, wanted: str) -> dict[str, Any]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no trace events for this message")
     return {
         "message_ids": sorted(message_ids),
+        "subject": next((console.feed.subjects[m] for m in message_ids if m in console.feed.subjects), None),
         "events": timeline(events, dsn_messages, dsn_ids),
         "errors": errors,
     }

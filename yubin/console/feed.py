@@ -7,7 +7,7 @@ reconnect misses nothing the stream still holds) and feeds the map's statistics 
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from yubin.console.hops import HopStats, hop_of
@@ -20,6 +20,7 @@ HISTORY = 300
 # A page that reads slower than this many events behind is dropped (its EventSource reconnects).
 SUBSCRIBER_BACKLOG = 1000
 RECONNECT_MAX_S = 10.0
+KNOWN_SUBJECTS = 1000
 
 
 class Feed:
@@ -31,6 +32,17 @@ class Feed:
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.status: dict[str, str] = {site: "connecting" for site in self.sites}
         self.tasks: list[asyncio.Task[None]] = []
+        self.subjects: OrderedDict[str, str] = OrderedDict()
+        """Message-ID → subject of the messages sent from this console (trace events carry no subject)."""
+
+    def remember_subject(self, message_id: str, subject: str) -> None:
+        self.subjects[message_id] = subject
+        while len(self.subjects) > KNOWN_SUBJECTS:
+            self.subjects.popitem(last=False)
+
+    def with_subject(self, event: dict[str, Any]) -> dict[str, Any]:
+        subject = self.subjects.get(str(event.get("message_id") or ""))
+        return {**event, "subject": subject} if subject is not None else event
 
     def start(self) -> None:
         self.tasks = [asyncio.create_task(self._follow(client)) for client in self.clients]
@@ -44,7 +56,10 @@ class Feed:
 
     def publish(self, event: dict[str, Any]) -> None:
         hop = hop_of(event, self.sites)
-        enriched = {**event, "hop": {"from": hop.source, "to": hop.target, "kind": hop.kind}}
+        enriched = {
+            **self.with_subject(event),
+            "hop": {"from": hop.source, "to": hop.target, "kind": hop.kind},
+        }
         self.stats.observe(event)
         self.recent.append(enriched)
         for queue in list(self.subscribers):
@@ -68,11 +83,9 @@ class Feed:
         while True:
             try:
                 if last_id is None:
-                    history = await client.trace(limit=HISTORY)
-                    history.sort(key=lambda e: str(e.get("at")))
+                    history, last_id = await client.latest(HISTORY)
                     for event in history:
                         self.publish(event)
-                        last_id = event.get("id") or last_id
                 self.status[client.domain] = "live"
                 async for event_id, event in client.stream(last_id):
                     last_id = event_id or event.get("id") or last_id

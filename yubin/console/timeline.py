@@ -86,6 +86,8 @@ def summarize(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["sender"] = row["sender"] or detail.get("sender")
             row["recipients"] = row["recipients"] or list(detail.get("recipients") or [])
             row["subject"] = row["subject"] or detail.get("subject")
+        if event.get("subject") is not None:
+            row["subject"] = row["subject"] or event["subject"]
         row["last_at"] = event.get("at")
         row["last_event"] = f"{event.get('site')} {event.get('service')} {event.get('event')}"
     return sorted(rows.values(), key=lambda r: parse_at(r.get("last_at")), reverse=True)

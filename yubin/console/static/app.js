@@ -228,6 +228,7 @@ function detailList(detail) {
 
 async function loadMessage(id) {
   $("message-title").textContent = id;
+  $("message-subject").textContent = "";
   $("message-error").textContent = "";
   const list = clear($("timeline"));
   let data;
@@ -238,6 +239,7 @@ async function loadMessage(id) {
     return;
   }
   $("message-error").textContent = Object.values(data.errors || {}).join("; ");
+  $("message-subject").textContent = data.subject ?? "";
   for (const event of data.events) {
     const li = h("li", null, { class: `step site-${event.site === state.overview.sites[0] ? "a" : "b"}${event.dsn ? " dsn" : ""}` });
     li.dataset.site = event.site;

@@ -150,7 +150,8 @@ export class LiveMap {
 }
 
 export function shortLabel(event) {
-  const subject = event.detail && typeof event.detail.subject === "string" ? event.detail.subject : "";
+  const fromTrace = event.detail && typeof event.detail.subject === "string" ? event.detail.subject : "";
+  const subject = typeof event.subject === "string" ? event.subject : fromTrace;
   return subject || event.message_id || event.queue_id || "";
 }
 
