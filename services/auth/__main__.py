@@ -33,8 +33,9 @@ KEEP_ALIVE_S = 60
 async def serve(settings: AuthSettings) -> None:
     stop = stop_on_signals()
     # log_config=None: keep our JSON handler instead of uvicorn's own formatters.
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.auth_host,
         port=settings.auth_port,
         log_config=None,
@@ -48,6 +49,7 @@ async def serve(settings: AuthSettings) -> None:
 
     async def stop_server() -> None:
         await stop.wait()
+        app.state.trace_streams.close()  # uvicorn waits for open responses: end the live ones
         server.should_exit = True
 
     stopper = asyncio.create_task(stop_server())

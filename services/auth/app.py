@@ -17,7 +17,8 @@ from services.auth.deps import Parts
 from services.auth.directory import AlreadyExists, Directory, DirectoryError, DomainHasUsers, NotFound
 from services.auth.login import Logins
 from services.auth.passwords import Passwords
-from services.auth.routes import aliases, domains, health, internal, queue, users
+from services.auth.routes import aliases, domains, health, internal, queue, trace, users
+from services.auth.routes.trace import TraceStreams
 from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
 from shared.redis_client import connect
@@ -64,7 +65,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
     # The largest legitimate body is a login or a new user: well under this.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.state.parts = parts
-    for module in (domains, users, aliases, internal, health, queue):
+    # Ended by __main__ when the service stops: uvicorn waits for open responses, and a stream never ends.
+    app.state.trace_streams = TraceStreams()
+    for module in (domains, users, aliases, internal, health, queue, trace):
         app.include_router(module.router)
 
     @app.exception_handler(DirectoryError)
