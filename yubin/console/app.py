@@ -187,15 +187,21 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
         queue = console.feed.subscribe()
 
         async def stream() -> AsyncIterator[str]:
+            loop = asyncio.get_running_loop()
             try:
                 yield "retry: 2000\n\n"
+                stats_due = loop.time()
                 while queue in console.feed.subscribers and not await request.is_disconnected():
-                    try:
-                        event = await asyncio.wait_for(queue.get(), STATS_EVERY_S)
-                        yield sse("trace", event)
-                    except TimeoutError:
+                    if loop.time() >= stats_due:
+                        # Also while events flow: the rates change with them.
                         snapshot = {"stats": console.feed.stats.snapshot(), "status": console.feed.status}
                         yield sse("stats", snapshot)
+                        stats_due = loop.time() + STATS_EVERY_S
+                    try:
+                        event = await asyncio.wait_for(queue.get(), max(0.05, stats_due - loop.time()))
+                    except TimeoutError:
+                        continue
+                    yield sse("trace", event)
             finally:
                 console.feed.unsubscribe(queue)
 
@@ -278,12 +284,13 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
         except SendRefused as exc:
             raise HTTPException(422, str(exc)) from exc
         message = compose(outgoing.sender, recipients, outgoing.subject, outgoing.body)
+        # Before submitting: the accepted event can reach the console before the server's 250 does.
+        console.feed.remember_subject(str(message["Message-ID"]), outgoing.subject)
         try:
             reply = await submit(site, outgoing.sender, message, settings.upstream_timeout_s)
         except Exception as exc:  # aiosmtplib's errors and OSError: the form shows the server's answer
             log.warning("console send failed", extra={"error": str(exc)})
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"submission refused: {exc}") from exc
-        console.feed.remember_subject(str(message["Message-ID"]), outgoing.subject)
         log.info("console sent", extra={"message_id": message["Message-ID"], "sender": outgoing.sender})
         return {"message_id": str(message["Message-ID"]), "reply": reply}
 

@@ -94,7 +94,9 @@ $("lang").addEventListener("click", () => {
 function applyLang() {
   translate();
   const other = currentLang() === "ja" ? "en" : "ja";
-  $("lang").textContent = other === "ja" ? "日本語" : "English";
+  // Short codes: they render without a Japanese font; the title says it in the other language.
+  $("lang").textContent = other.toUpperCase();
+  $("lang").title = other === "ja" ? "日本語に切り替え" : "Switch to English";
   $("lang").lang = other;
   renderSteps();
   if (state.overview && state.map) {

@@ -41,9 +41,10 @@ export class LiveMap {
       for (const role of ROLES) this.pos[`${site}/${role}`] = [mirror(LEFT[role][0]), LEFT[role][1]];
       const frame = el("g", { class: "site" }, this.svg);
       el("rect", { x: i === 0 ? 6 : 530, y: 68, width: 464, height: 350, rx: 14, class: "site-frame" }, frame);
-      const label = el("text", { x: i === 0 ? 20 : 544, y: 92, class: "site-label" }, frame);
+      // Each site's name in its outer corner, clear of its relay.
+      const label = el("text", { x: i === 0 ? 20 : 980, y: 92, class: "site-label", "text-anchor": i === 0 ? "start" : "end" }, frame);
       label.textContent = site;
-      const state = el("text", { x: i === 0 ? 456 : 980, y: 92, class: "site-state", "text-anchor": "end" }, frame);
+      const state = el("text", { x: i === 0 ? 456 : 544, y: 92, class: "site-state", "text-anchor": i === 0 ? "end" : "start" }, frame);
       this.frames[site] = state;
     });
     this.pos.dns = DNS_AT;
