@@ -22,6 +22,11 @@ command -v make >/dev/null || want make
 # The Kubernetes manifests are rendered with `kubectl kustomize` (tests/unit/deploy).
 kubectl kustomize --help >/dev/null 2>&1 || want kubernetes-client
 [ -s /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates
+# The console's browser test (tests/e2e/test_console.py): Selenium drives Debian's chromium through the
+# system chromedriver; chromedriver must run, and headless chromium must render a page.
+chromedriver --version >/dev/null 2>&1 || want chromium-driver
+chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p id=x>rendered</p>' 2>/dev/null \
+    | grep -q '<p id="x">rendered</p>' || want chromium
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "install-test-deps: everything the tests need is here"

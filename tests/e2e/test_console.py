@@ -127,3 +127,35 @@ def test_markup_in_a_subject_stays_text(browser, lab: Lab, tmp_path: Path) -> No
     assert browser.execute_script("return typeof window.__xss") == "undefined"
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018
+
+
+def test_a_fault_at_the_other_sites_mx_shows_as_a_deferral(browser, lab: Lab) -> None:
+    log_in(browser, lab)
+    browser.get(browser.current_url.split("#")[0] + "#/faults")
+    Select(visible(browser, "#fault-site")).select_by_value("beta.test")
+    Select(browser.find_element(By.ID, "fault-kind")).select_by_value("smtp-reply")
+    reply = browser.find_element(By.ID, "fault-reply")
+    reply.clear()
+    # A remote reply is attacker-controlled too: it must show as text.
+    reply.send_keys('451 4.3.0 <img src=x onerror="window.__xss = 3">')
+    browser.find_element(By.CSS_SELECTOR, "#fault-form button[type=submit]").click()
+    wait(browser).until(lambda d: "onerror" in d.find_element(By.ID, "faults").text)
+    try:
+        message_id = send_from_form(browser, token())
+        open_journey(browser, message_id)
+        reload_until(browser, "the deferral", lambda: ("alpha.test", "relay", "deferred") in steps(browser))
+        assert (
+            '451 4.3.0 <img src=x onerror="window.__xss = 3">' in browser.find_element(By.ID, "timeline").text
+        )
+        assert browser.execute_script("return typeof window.__xss") == "undefined"
+    finally:
+        browser.get(browser.current_url.split("#")[0] + "#/faults")
+        remove = visible(browser, "#faults button")
+        remove.click()
+        visible(browser, "#confirm-ok").click()
+        wait(browser).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#faults button"))
+    # Without the fault the next retry delivers it (the e2e lab retries after 1 s, then 2 s).
+    open_journey(browser, message_id)
+    reload_until(
+        browser, "the delivery after the fault", lambda: ("beta.test", "delivery", "stored") in steps(browser)
+    )

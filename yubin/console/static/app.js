@@ -357,7 +357,7 @@ $("fault-form").addEventListener("submit", async (e) => {
   if (kind === "smtp-reply") fault.reply = form.get("reply");
   if (kind === "delay") fault.delay_s = Number(form.get("delay_s"));
   if (kind === "dns-servfail") fault.domain = form.get("domain");
-  if (form.get("stage")) fault.stage = form.get("stage");
+  if (kind !== "dns-servfail" && form.get("stage")) fault.stage = form.get("stage");
   try {
     await api("POST", `/api/faults/${encodeURIComponent(form.get("site"))}`, fault);
   } catch (err) { $("faults-error").textContent = err.message; return; }
