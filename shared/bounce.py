@@ -5,6 +5,11 @@ body and envelope are staged with `shared.enqueue.stage_enqueue`. The caller add
 acknowledgement (and whatever else finishes the original's work) to the same MULTI, so after a crash either
 both happened or neither did: no lost bounce, no second bounce.
 
+Two trace events link the DSN and the message it reports on, so either one's journey leads to the other:
+the original's `bounce` / `delay-notice` (its queue id and Message-ID, with `notice_queue_id` and
+`notice_message_id`), and the DSN's own `dsn` (its queue id and Message-ID, with `original_queue_id` and
+`original_message_id`).
+
 A message whose sender is `<>` is itself a bounce (or some other notification) and is never bounced
 (RFC 5321 §4.5.5, RFC 3464 §2): two mail systems would otherwise bounce bounces at each other forever.
 """
@@ -14,10 +19,11 @@ from email.parser import BytesHeaderParser
 
 from redis.asyncio.client import Pipeline
 
+from shared.bus import stage_publish
 from shared.dsn import build_dsn
 from shared.enqueue import stage_enqueue
 from shared.models import NULL_SENDER, Envelope, RecipientStatus, TraceEvent
-from shared.streams import LOCAL_DELIVERY, OUTBOUND
+from shared.streams import LOCAL_DELIVERY, OUTBOUND, TRACE, TRACE_MAXLEN
 
 
 def route_for(address: str, local_domains: set[str]) -> str:
@@ -71,4 +77,19 @@ def stage_bounce(
         },
     )
     published = stage_enqueue(pipe, dsn, {stream: notice}, trace)
+    link = TraceEvent(
+        queue_id=notice.queue_id,
+        message_id=message_id,
+        service=service,
+        event="dsn",
+        detail={
+            "report": "delayed" if delayed else "failed",
+            "original_queue_id": envelope.queue_id,
+            "original_message_id": envelope.message_id,
+            "to": envelope.sender,
+            "stream": stream,
+            "recipients": [s.recipient for s in statuses],
+        },
+    )
+    stage_publish(pipe, TRACE, link, maxlen=TRACE_MAXLEN)
     return published[stream]

@@ -22,23 +22,46 @@ and never both. `run` (a task in every replica) sleeps until the earliest due ti
 since another replica may have added an earlier one; `notify` cuts a sleep short after a local deferral)
 and moves due envelopes back onto the stream with one Lua script (ZRANGEBYSCORE + XADD + ZREM, atomic):
 two replicas never move the same envelope, and a crash never drops one.
+
+**Why it waits** (`ERRORS_SUFFIX`): the deferral also records each deferred recipient's last error in a
+hash next to the set, keyed by a digest of the member, so a person looking at the queue sees why; the
+entry goes when the envelope leaves the set.
+
+**A person's actions** (`take`, used by the admin API's `/v1/queue/deferred`): retry now, bounce now or
+delete one queue id's envelopes. Each removes the members from the set (WATCHed: never together with the
+scheduler moving the same one) and stages its own writes in the same MULTI.
 """
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import random
+import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from shared.models import Envelope, RecipientState, RecipientStatus
+from shared.streams import LOCAL_DELIVERY, OUTBOUND
 
 log = logging.getLogger(__name__)
+
+RELAY_RETRY_KEY = "yubin:relay:retry"
+"""The relay's retry set (OUTBOUND)."""
+DELIVERY_RETRY_KEY = "yubin:delivery:deferred"
+"""Local delivery's retry set (LOCAL_DELIVERY)."""
+RETRY_SETS = {"relay": (RELAY_RETRY_KEY, OUTBOUND), "delivery": (DELIVERY_RETRY_KEY, LOCAL_DELIVERY)}
+"""Every retry set of a site: name → (sorted set, stream its envelopes go back to)."""
+ERRORS_SUFFIX = ":errors"
+"""Hash `<set>:errors`: digest of a member → JSON {recipient: last error}."""
+QUEUE_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+"""What a queue id given by a person may look like (also safe inside a ZSCAN pattern)."""
 
 EXPIRED_STATUS = "4.4.7"
 """RFC 3463 "delivery time expired": only when the last attempt gave no specific code."""
@@ -100,20 +123,39 @@ def expire(statuses: list[RecipientStatus], attempts: int) -> list[RecipientStat
     ]
 
 
-# KEYS[1] the retry set, KEYS[2] the stream; ARGV[1] now, ARGV[2] batch size. The entry's fields are those
-# of shared.bus.stage_publish, so a consumer cannot tell a retry from a new entry. Returns how many moved
-# and the score of the earliest one left ('' if none).
+def member_digest(member: bytes | str) -> str:
+    """The key of a member's last errors (the same as the Lua scripts' redis.sha1hex)."""
+    data = member if isinstance(member, bytes) else member.encode()
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+# KEYS[1] the retry set, KEYS[2] the stream, KEYS[3] the errors hash; ARGV[1] now, ARGV[2] batch size. The
+# entry's fields are those of shared.bus.stage_publish, so a consumer cannot tell a retry from a new entry.
+# Returns how many moved and the score of the earliest one left ('' if none).
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'type', 'Envelope', 'data', member)
   redis.call('ZREM', KEYS[1], member)
+  redis.call('HDEL', KEYS[3], redis.sha1hex(member))
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {#due, first[2] or ''}
 """
 
 BATCH = 100
+_SCAN_COUNT = 1000
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One envelope in a retry set."""
+
+    envelope: Envelope
+    due: float
+    member: bytes
+    errors: dict[str, str] = field(default_factory=dict)
+    """Recipient → its last error, as recorded by the deferral (empty if it recorded none)."""
 
 
 class RetryQueue:
@@ -123,12 +165,24 @@ class RetryQueue:
         self.redis = redis
         self.stream = stream
         self.key = key
+        self.errors_key = key + ERRORS_SUFFIX
         self._move_due = redis.register_script(_MOVE_DUE)
         self._wake = asyncio.Event()
 
-    def stage_defer(self, pipe: Pipeline, envelope: Envelope, due: float) -> None:
-        """Stage `envelope` to come back on the stream at Unix time `due` (in the caller's MULTI)."""
-        pipe.zadd(self.key, {envelope.model_dump_json(): due})
+    def stage_defer(
+        self,
+        pipe: Pipeline,
+        envelope: Envelope,
+        due: float,
+        statuses: Sequence[RecipientStatus] = (),
+    ) -> None:
+        """Stage `envelope` to come back on the stream at Unix time `due` (in the caller's MULTI), and the
+        deferred `statuses` as the reason it waits."""
+        member = envelope.model_dump_json()
+        pipe.zadd(self.key, {member: due})
+        if statuses:
+            errors = {s.recipient: f"{s.status} {s.diagnostic or ''}".strip() for s in statuses}
+            pipe.hset(self.errors_key, member_digest(member), json.dumps(errors)[:10_000])
 
     def notify(self) -> None:
         """A deferral was just committed: let the scheduler recompute its sleep."""
@@ -137,7 +191,7 @@ class RetryQueue:
     async def move_due(self, now: float | None = None, batch: int = BATCH) -> tuple[int, float | None]:
         """Move up to `batch` envelopes due by `now` onto the stream: how many, and when the next is due."""
         moved, first = await self._move_due(
-            keys=[self.key, self.stream], args=[time.time() if now is None else now, batch]
+            keys=[self.key, self.stream, self.errors_key], args=[time.time() if now is None else now, batch]
         )
         return int(moved), float(first) if first else None
 
@@ -151,6 +205,62 @@ class RetryQueue:
             (Envelope.model_validate_json(member), score)
             for member, score in await self.redis.zrange(self.key, 0, -1, withscores=True)
         ]
+
+    async def waiting(self, limit: int) -> tuple[list[Waiting], int]:
+        """The first `limit` envelopes by due time, with their last errors; and how many wait in all."""
+        members = await self.redis.zrange(self.key, 0, limit - 1, withscores=True)
+        total = int(await self.redis.zcard(self.key))
+        digests = [member_digest(m) for m, _ in members]
+        errors = await self.redis.hmget(self.errors_key, digests) if digests else []
+        return [
+            Waiting(Envelope.model_validate_json(m), float(due), m, _errors(e))
+            for (m, due), e in zip(members, errors, strict=True)
+        ], total
+
+    async def take(self, queue_id: str, stage: Callable[[Pipeline, list[Waiting]], None]) -> list[Waiting]:
+        """Remove every envelope of `queue_id` from the set, together with what `stage` adds, in one MULTI;
+        returns them ([] and nothing staged if there are none).
+
+        WATCHed, so the scheduler moving one of them meanwhile, or a second person acting on the same
+        queue id, makes us look again instead of acting on what is gone."""
+        if not QUEUE_ID.fullmatch(queue_id):
+            return []
+        pattern = f'*"queue_id":"{queue_id}"*'  # the member is the envelope's compact JSON
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.key)
+                    found: list[Waiting] = []
+                    cursor = 0
+                    while True:
+                        cursor, items = await pipe.zscan(self.key, cursor, match=pattern, count=_SCAN_COUNT)
+                        for member, due in items:
+                            envelope = Envelope.model_validate_json(member)
+                            if envelope.queue_id == queue_id:
+                                found.append(Waiting(envelope, float(due), member))
+                        if not cursor:
+                            break
+                    if not found:
+                        await pipe.unwatch()
+                        return []
+                    digests = [member_digest(w.member) for w in found]
+                    errors = await pipe.hmget(self.errors_key, digests)
+                    found = [
+                        Waiting(w.envelope, w.due, w.member, _errors(e))
+                        for w, e in zip(found, errors, strict=True)
+                    ]
+                    pipe.multi()
+                    pipe.zrem(self.key, *[w.member for w in found])
+                    pipe.hdel(self.errors_key, *digests)
+                    stage(pipe, found)
+                    await pipe.execute()
+                    return found
+                except WatchError:
+                    continue
+
+    def stage_requeue(self, pipe: Pipeline, waiting: Waiting) -> None:
+        """Put a taken envelope back on the stream now (the fields `move_due` writes)."""
+        pipe.xadd(self.stream, {"type": "Envelope", "data": waiting.member})
 
     async def run(self, stop: asyncio.Event, max_sleep: float) -> None:
         """Move due envelopes back onto the stream until `stop` is set."""
@@ -167,6 +277,16 @@ class RetryQueue:
                 log.warning("retry queue unreachable", extra={"error": str(exc), "key": self.key})
                 pause = max_sleep
             await _sleep(pause, stop, self._wake)
+
+
+def _errors(raw: bytes | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 async def _sleep(pause: float, *events: asyncio.Event) -> None:

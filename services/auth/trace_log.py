@@ -143,6 +143,31 @@ async def read_page(
     return found, cursor[1:]
 
 
+async def read_last(
+    redis: Redis, wanted: TraceFilter, since: str | None, last: int, scan_max: int = SCAN_MAX
+) -> list[TraceRecord]:
+    """The newest `last` matching events after `since` (exclusive), oldest first: read backwards from
+    the end, within the same scan budget as a page."""
+    cursor = "+"
+    floor = f"({since}" if since else "-"
+    found: list[TraceRecord] = []
+    scanned = 0
+    while scanned < scan_max and len(found) < last:
+        entries = await redis.xrevrange(TRACE, max=cursor, min=floor, count=min(_CHUNK, scan_max - scanned))
+        if not entries:
+            break
+        for entry_id, fields in entries:
+            scanned += 1
+            record = parse_entry(entry_id, fields, wanted)
+            if record is not None:
+                found.append(record)
+                if len(found) == last:
+                    break
+        cursor = f"({_decode(entries[-1][0])}"
+    found.reverse()
+    return found
+
+
 async def last_id(redis: Redis) -> str:
     """The id of the newest event (`0-0` if there is none): where a stream without `since` starts."""
     newest = await redis.xrevrange(TRACE, count=1)

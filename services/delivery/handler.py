@@ -380,7 +380,7 @@ class Deliverer:
                         service="delivery",
                     )
                     retry = retry.model_copy(update={"delay_notified": True})
-                self.retry.stage_defer(pipe, retry, due)
+                self.retry.stage_defer(pipe, retry, due, deferred)
                 detail = {
                     "recipients": retry.recipients,
                     "statuses": [s.status for s in deferred],

@@ -7,10 +7,10 @@ dead-letter stream. The handler defers it into this queue instead, in the same M
 
 from redis.asyncio import Redis
 
-from shared.retry_queue import RetryQueue
+from shared.retry_queue import DELIVERY_RETRY_KEY, RetryQueue
 from shared.streams import LOCAL_DELIVERY
 
-DEFERRED = "yubin:delivery:deferred"
+DEFERRED = DELIVERY_RETRY_KEY
 """Sorted set: member = envelope JSON, score = Unix time of the next attempt."""
 
 

@@ -7,6 +7,7 @@ from services.pop3.lock import MaildropLocks
 from services.pop3.maildrop import Maildirs
 from services.pop3.server import Pop3Server, tls_context
 from services.pop3.session import SessionEnv
+from services.pop3.trace import TraceWriter
 from shared.auth_client import AuthClient
 from shared.config.pop3 import Pop3Settings
 from shared.lifecycle import stop_on_signals
@@ -29,6 +30,7 @@ async def main() -> None:
                 locks=MaildropLocks(redis, settings.pop3_lock_ttl_ms),
                 maildrops=Maildirs(settings.mail_root, redis),
                 tls=tls_context(settings),
+                trace=TraceWriter(redis),
             )
             await Pop3Server(env).serve(stop)
     finally:

@@ -24,13 +24,15 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
 from services.pop3 import responses as R
 from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
 from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
+from services.pop3.trace import LISTED_MAX, MessageIds, TraceWriter, read_ids
+from services.pop3.trace import event as trace_event
 from services.pop3.wire import drain, encode_message, multiline, response, send_message
 from shared.auth_client import AuthUnavailable
 from shared.auth_protocols import LoginVerifier
@@ -87,6 +89,8 @@ class SessionEnv:
     maildrops: Maildrops
     tls: ssl.SSLContext | None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    trace: TraceWriter | None = None
+    """Where listed/retrieved/deleted events go (`services.pop3.trace`); None: nowhere."""
 
 
 class _Close(Exception):
@@ -120,6 +124,8 @@ class Pop3Session:
         self.auth_failures = 0
         self.retrieved = 0  # RETRs answered, and their octets: summed up in the log when the session ends
         self.retrieved_octets = 0
+        self._trace_ids: dict[int, MessageIds] = {}  # message number → what its header says, read once
+        self._listed = False
 
     # ----------------------------------------------------------------------------------------- the loop
 
@@ -449,8 +455,12 @@ class Pop3Session:
                 await self.reply(f"+OK {message.number} {value(message)}")
             return
         count, size = self.maildrop.stat()
-        lines = [f"{m.number} {value(m)}" for m in self.maildrop.visible()]
+        visible = self.maildrop.visible()
+        lines = [f"{m.number} {value(m)}" for m in visible]
         await self.send(multiline(f"+OK {count} messages ({size} octets)", lines))
+        if not self._listed:
+            self._listed = True
+            await self._trace("listed", [m for m in visible if m.is_new][:LISTED_MAX])
 
     async def cmd_retr(self, argument: str) -> None:
         """RFC 1939 §5. A retrieved message moves from new/ to cur/ in the UPDATE state, as Dovecot sets
@@ -463,6 +473,7 @@ class Pop3Session:
             self.retrieved += 1
             self.retrieved_octets += message.size
             log.debug("retrieved", extra={"user": self.address, "uid": message.uid, "octets": message.size})
+            await self._trace("retrieved", [message], command="RETR")
 
     async def cmd_top(self, argument: str) -> None:
         """RFC 1939 §7: the header, the blank line, and the first n lines of the body."""
@@ -471,8 +482,10 @@ class Pop3Session:
             await self._bad(R.ERR_SYNTAX)
             return
         message = await self._lookup(number)
-        if message is not None:
-            await self._send_message(message, "+OK Top of message follows", int(lines))
+        if message is not None and await self._send_message(
+            message, "+OK Top of message follows", int(lines)
+        ):
+            await self._trace("retrieved", [message], command="TOP", lines=int(lines))
 
     async def _send_message(self, message: MaildropMessage, first: str, body_lines: int | None) -> bool:
         """Send a message: read whole on the event loop if small (a page-cache read costs less than the
@@ -528,6 +541,8 @@ class Pop3Session:
         if not still_ours:
             await self.reply(R.ERR_LOCK_LOST)
             return
+        marked = [m for m in self.maildrop.messages if m.deleted]
+        await self._trace_ids_of(marked)  # before the files go
         removed, failed = await self.maildrop.commit()
         await self._release_quota(self.maildrop.removed_octets)
         # Released before the answer: a client that reconnects right after +OK must not find it in use.
@@ -543,6 +558,9 @@ class Pop3Session:
             },
         )
         if failed:
+            marked = [m for m in marked if not await asyncio.to_thread(os.path.lexists, m.path)]
+        await self._trace("deleted", marked)  # before the answer: who saw it finds the deletions traced
+        if failed:
             await self.reply(R.ERR_UPDATE_FAILED)
         else:
             await self.reply(f"{R.BYE} ({removed} messages deleted)")
@@ -550,6 +568,34 @@ class Pop3Session:
     async def _release_quota(self, octets: int) -> None:
         if octets and self.address is not None:
             await self.env.maildrops.release_quota(self.address, octets)
+
+    # ------------------------------------------------------------------------------------ trace events
+
+    async def _trace_ids_of(self, messages: list[MaildropMessage]) -> list[MessageIds]:
+        if self.env.trace is None or self.address is None:
+            return []
+        address = self.address
+        missing = [m for m in messages if m.number not in self._trace_ids]
+        if missing:  # one worker thread for the lot: a few small header reads
+            found = await asyncio.to_thread(lambda: [read_ids(m.path, address) for m in missing])
+            self._trace_ids.update({m.number: ids for m, ids in zip(missing, found, strict=True)})
+        return [self._trace_ids[m.number] for m in messages]
+
+    async def _trace(self, name: str, messages: list[MaildropMessage], **detail: Any) -> None:
+        """Trace events for `messages` (see `services.pop3.trace`); best effort, never raises."""
+        if self.env.trace is None or not messages:
+            return
+        try:
+            ids = await self._trace_ids_of(messages)
+            about = {"user": self.address, "client": self.client_ip}
+            events = [
+                trace_event(i, name, {**about, "uid": m.uid, "octets": m.size, **detail})
+                for m, i in zip(messages, ids, strict=True)
+            ]
+        except Exception:  # a file we cannot make sense of must not end the user's session
+            log.exception("could not build trace events", extra={"event": name})
+            return
+        await self.env.trace.publish(events)
 
 
 _AUTH = frozenset({State.AUTHORIZATION})

@@ -187,7 +187,7 @@ class RelayHandler:
                     )
                     retry = retry.model_copy(update={"delay_notified": True})
                 due = self.policy.next_due(envelope, attempts, now, self.rng)
-                self.retry.stage_defer(pipe, retry, due)
+                self.retry.stage_defer(pipe, retry, due, deferred)
             else:
                 # Nothing left to do: let go of the body (the last holder deletes it).
                 self.bodies.stage_release(pipe, envelope.body_id, holder(OUTBOUND, envelope.queue_id))

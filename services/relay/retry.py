@@ -2,10 +2,10 @@
 
 from redis.asyncio import Redis
 
-from shared.retry_queue import RetryQueue
+from shared.retry_queue import RELAY_RETRY_KEY, RetryQueue
 from shared.streams import OUTBOUND
 
-RETRY_KEY = "yubin:relay:retry"
+RETRY_KEY = RELAY_RETRY_KEY
 
 
 def relay_retry_queue(redis: Redis) -> RetryQueue:

@@ -153,9 +153,15 @@ async def test_stage_bounce_routes_and_commits_with_the_caller(redis_url: str) -
         assert Envelope.model_validate_json(out_fields[b"data"]).recipients == ["dave@elsewhere.test"]
 
         traces = [TraceEvent.model_validate_json(f[b"data"]) for _, f in await redis.xrange(TRACE)]
-        assert [t.event for t in traces] == ["bounce", "bounce"]
+        assert [t.event for t in traces] == ["bounce", "dsn", "bounce", "dsn"]
         assert traces[0].queue_id == original.queue_id
         assert traces[0].detail["notice_queue_id"] == local.queue_id
+        # The DSN's own event leads back to the message it reports on.
+        link = traces[1]
+        assert (link.queue_id, link.message_id) == (local.queue_id, local.message_id)
+        assert link.detail["original_queue_id"] == original.queue_id
+        assert link.detail["original_message_id"] == original.message_id
+        assert link.detail["report"] == "failed"
     finally:
         await redis.aclose()
 

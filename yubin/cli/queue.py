@@ -1,7 +1,10 @@
-"""`yubin queue dead list|show|retry|delete`: the dead letters of a site, over the admin API (`/v1/queue`).
+"""`yubin queue dead|deferred ...`: the queues of a site, over the admin API (`/v1/queue`).
 
 Dead letters are stream entries the bus gave up on (see docs/architecture.md): `retry` puts one back on
 its stream once the cause is fixed, `delete` drops it and releases its message body.
+
+Deferred messages wait in the retry sets for their next attempt: `retry` attempts now, `bounce` gives up
+and sends the sender a DSN, `delete` drops the message without one.
 """
 
 import argparse
@@ -12,7 +15,9 @@ from yubin.cli.admin import call, connection_options, output, path_part
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    queue = subparsers.add_parser("queue", help="look at a site's queues: the dead letters (admin API)")
+    queue = subparsers.add_parser(
+        "queue", help="look at a site's queues: deferred messages and dead letters (admin API)"
+    )
     areas = queue.add_subparsers(dest="queue_area", required=True, metavar="AREA")
     dead = areas.add_parser("dead", help="entries the services gave up on")
     commands = dead.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -27,6 +32,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ):
         p = commands.add_parser(name, help=help_text)
         p.add_argument("id", help="the dead letter's id (from `yubin queue dead list`)")
+        connection_options(p)
+        p.set_defaults(handler=handler)
+
+    deferred = areas.add_parser("deferred", help="messages waiting for their next attempt")
+    commands = deferred.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = commands.add_parser("list", help="list the deferred messages, the next due first")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    connection_options(p)
+    p.set_defaults(handler=deferred_list)
+    for name, help_text, handler in (
+        ("retry", "attempt delivery now", deferred_retry),
+        ("bounce", "give up now: the sender gets a DSN", deferred_bounce),
+        ("delete", "drop the message without a DSN (releases its body)", deferred_delete),
+    ):
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("queue_id", help="the message's queue id (from `yubin queue deferred list`)")
         connection_options(p)
         p.set_defaults(handler=handler)
 
@@ -73,3 +94,38 @@ def dead_retry(args: argparse.Namespace) -> int:
 def dead_delete(args: argparse.Namespace) -> int:
     call(args, None, "DELETE", f"/v1/queue/dead/{path_part(args.id)}")
     return output(args, {"deleted": args.id}, f"deleted {args.id}")
+
+
+def deferred_line(message: dict[str, Any]) -> str:
+    recipients = ",".join(message.get("recipients") or [])
+    return printable(
+        f"{message['queue_id']:<22} {message['queue']:<8} next {message['next_attempt_at'][:19]}"
+        f" attempts {message['attempts']:<3} {message.get('sender') or '<>'} -> {recipients}"
+        f"  ({message.get('last_error') or 'no error recorded'})"
+    )
+
+
+def deferred_list(args: argparse.Namespace) -> int:
+    data = call(args, None, "GET", "/v1/queue/deferred", params={"limit": args.limit})
+    lines = [deferred_line(m) for m in data["deferred"]]
+    if data["total"] > len(lines):
+        lines.append(f"... {data['total'] - len(lines)} more (--limit)")
+    return output(args, data, "\n".join(lines) if lines else "no deferred messages")
+
+
+def _deferred_action(args: argparse.Namespace, method: str, suffix: str, done: str) -> int:
+    data = call(args, None, method, f"/v1/queue/deferred/{path_part(args.queue_id)}{suffix}")
+    queues = ", ".join(m["queue"] for m in data["messages"])
+    return output(args, data, printable(f"{done} {args.queue_id} ({queues})"))
+
+
+def deferred_retry(args: argparse.Namespace) -> int:
+    return _deferred_action(args, "POST", "/retry", "retrying")
+
+
+def deferred_bounce(args: argparse.Namespace) -> int:
+    return _deferred_action(args, "POST", "/bounce", "bounced")
+
+
+def deferred_delete(args: argparse.Namespace) -> int:
+    return _deferred_action(args, "DELETE", "", "deleted")

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from services.auth.deps import PartsDep, require_admin
-from services.auth.trace_log import STREAM_ID, TraceFilter, last_id, read_after, read_page
+from services.auth.trace_log import STREAM_ID, TraceFilter, last_id, read_after, read_last, read_page
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,19 @@ async def list_events(
     address: Annotated[str | None, Query(max_length=ID_MAX, description="Any address in the event.")] = None,
     since: SinceQuery = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    last: Annotated[
+        bool,
+        Query(
+            description="The newest `limit` matching events instead of the oldest (still oldest first; "
+            "`next` is null: new ones come after the last one returned)."
+        ),
+    ] = False,
 ) -> TracePage:
-    records, next_id = await read_page(parts.redis, _filter(queue_id, message_id, address), since, limit)
+    wanted = _filter(queue_id, message_id, address)
+    if last:
+        records, next_id = await read_last(parts.redis, wanted, since, limit), None
+    else:
+        records, next_id = await read_page(parts.redis, wanted, since, limit)
     events = [TraceEventOut(id=r.id, **r.event.model_dump()) for r in records]
     return TracePage(events=events, next=next_id)
 

@@ -4,14 +4,17 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
 from shared.bus import publish
 from shared.models import TraceEvent
 from shared.redis_client import connect
 from shared.streams import TRACE, TRACE_MAXLEN
 from tests.fixtures.auth import AuthService
+from yubin.cli.main import main
 
 
 def add_events(redis_url: str, *events: TraceEvent) -> list[str]:
@@ -53,6 +56,11 @@ def test_filters_pages_and_links(auth_service: AuthService) -> None:
     assert [e["id"] for e in by_address] == [ids[1], ids[4]]
     both = admin.get("/v1/trace", params={"address": "dan@beta.test", "queue_id": "Q1"}).json()
     assert both == {"events": [], "next": None}
+
+    newest = admin.get("/v1/trace", params={"last": True, "limit": 2}).json()
+    assert [e["id"] for e in newest["events"]] == ids[3:] and newest["next"] is None
+    newest = admin.get("/v1/trace", params={"last": True, "limit": 2, "queue_id": "Q1"}).json()
+    assert [e["id"] for e in newest["events"]] == ids[2:4]
 
     page = admin.get("/v1/trace", params={"limit": 2}).json()
     assert [e["id"] for e in page["events"]] == ids[:2] and page["next"] == ids[1]
@@ -113,6 +121,10 @@ def test_stream_sends_new_events_and_resumes(auth_service: AuthService) -> None:
         with client.stream("GET", "/v1/trace/stream", params={"since": old}) as response:
             got = [i for i, _, _ in _take(sse(response.iter_lines()), 2)][1:]
             assert got == ids
+        # The same filters as a page: only Q5's events.
+        with client.stream("GET", "/v1/trace/stream", params={"since": old, "queue_id": "Q5"}) as response:
+            got = [i for i, _, _ in _take(sse(response.iter_lines()), 3)][1:]
+            assert got == later
 
 
 def _take(blocks: Iterator[tuple[str | None, str | None, list[str]]], n: int) -> list:
@@ -128,8 +140,9 @@ def test_stream_count_is_bounded_and_freed(auth_service: AuthService) -> None:
             context = client.stream("GET", "/v1/trace/stream")
             response = context.__enter__()
             assert response.status_code == 200
-            next(response.iter_lines())
-            opened.append((context, response))
+            lines = response.iter_lines()  # kept: a line iterator dropped half-way closes the connection
+            next(lines)
+            opened.append((context, lines))
         assert clients[16].get("/v1/trace/stream").status_code == 503
         # A client that goes away gives its slot back.
         context, _ = opened.pop()
@@ -157,3 +170,36 @@ def test_shutdown_ends_open_streams(auth_service: AuthService) -> None:
             # SIGTERM: the stream ends cleanly and the service exits 0 (not killed after the timeout).
             assert auth_service.process.stop(timeout=10) == 0
             assert list(lines) in ([], [": trace stream open", ""])
+
+
+def test_yubin_trace_reads_the_api(
+    auth_service: AuthService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_events(
+        auth_service.redis_url,
+        event("Q1", "accepted", "<m1@alpha.test>", sender="alice@alpha.test"),
+        event("Q2", "accepted", "<other@alpha.test>"),
+        event("Q1", "bounce", "<m1@alpha.test>", notice_queue_id="Q3", notice_message_id="<n3@alpha.test>"),
+        event("Q3", "dsn", "<n3@alpha.test>", original_queue_id="Q1", original_message_id="<m1@alpha.test>"),
+        event("Q3", "stored", "<n3@alpha.test>", recipient="alice@alpha.test", subject="\x1b[2J"),
+    )
+    # No Redis address in the lab info: the admin API is all `yubin trace` needs.
+    site = {"admin": auth_service.url, "admin_token": auth_service.admin_token}
+    info = tmp_path / "lab-info.json"
+    info.write_text(json.dumps({"sites": {"alpha.test": site}}))
+
+    capsys.readouterr()
+    assert main(["trace", "--lab-info", str(info), "--json", "Q1"]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["queue_id"], e["event"]) for e in found] == [
+        ("Q1", "accepted"),
+        ("Q1", "bounce"),
+        ("Q3", "dsn"),
+        ("Q3", "stored"),  # the DSN's own journey, found by its Message-ID
+    ]
+    assert {e["site"] for e in found} == {"alpha.test"}
+
+    assert main(["trace", "--lab-info", str(info), "--last", "2"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 2 and "stored" in out and "\x1b" not in out
+    assert main(["trace", "--lab-info", str(info), "nothing-like-it"]) != 0

@@ -75,16 +75,17 @@ class Pop3Site:
             **overrides,
         }
 
-    def deliver(self, address: str, message: bytes) -> Path:
-        """Put `message` (CRLF, as received over SMTP) into the Maildir exactly as delivery names it.
-        Each message gets an mtime one second after the previous, so their order is certain."""
+    def deliver(self, address: str, message: bytes, queue_id: str | None = None) -> Path:
+        """Put `message` (CRLF, as received over SMTP) into the Maildir exactly as delivery names it
+        (after `queue_id`, a new one if not given). Each message gets an mtime one second after the
+        previous, so their order is certain."""
         directory = mailbox_path(self.mail_root, address)
         for sub in ("tmp", "new", "cur"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         stored = to_disk(message)
         self._delivered += 1
         when = 1_700_000_000 + self._delivered
-        unique = delivery_unique(new_queue_id(), address)
+        unique = delivery_unique(queue_id or new_queue_id(), address)
         name = maildir_name(unique, "mx.alpha.test", len(stored), wire_size(stored), when)
         tmp = directory / "tmp" / name
         tmp.write_bytes(stored)

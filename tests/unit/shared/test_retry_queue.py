@@ -7,8 +7,9 @@ from services.delivery.retry_queue import DEFERRED, delivery_retry_queue
 from services.relay.retry import RETRY_KEY, relay_retry_queue
 from shared.bus import Consumer
 from shared.config import BusSettings
-from shared.models import Envelope
+from shared.models import Envelope, RecipientState, RecipientStatus
 from shared.redis_client import connect
+from shared.retry_queue import ERRORS_SUFFIX
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY, OUTBOUND, RELAY_GROUP
 
 
@@ -61,4 +62,34 @@ async def test_the_scheduler_wakes_for_a_deferral_due_before_its_next_look(redis
     finally:
         stop.set()
         await scheduler
+        await redis.aclose()
+
+
+async def test_the_last_errors_live_as_long_as_the_envelope_waits(redis_url: str) -> None:
+    redis = connect(redis_url)
+    try:
+        queue = relay_retry_queue(redis)
+        now = time.time()
+        due = Envelope(recipients=["ann@alpha.test"], body_id="b1", attempts=1)
+        later = Envelope(recipients=["bob@alpha.test"], body_id="b2", attempts=1)
+        async with redis.pipeline(transaction=True) as pipe:
+            for envelope, when in ((due, now - 1), (later, now + 3600)):
+                status = RecipientStatus(
+                    recipient=envelope.recipients[0],
+                    state=RecipientState.DEFERRED,
+                    status="4.4.1",
+                    diagnostic="no answer",
+                )
+                queue.stage_defer(pipe, envelope, when, [status])
+            await pipe.execute()
+        waiting, total = await queue.waiting(10)
+        assert total == 2 and [w.errors for w in waiting] == [
+            {"ann@alpha.test": "4.4.1 no answer"},
+            {"bob@alpha.test": "4.4.1 no answer"},
+        ]
+        await queue.move_due(now)
+        assert await redis.hlen(RETRY_KEY + ERRORS_SUFFIX) == 1  # the moved one's errors went with it
+        [left], _ = await queue.waiting(10)
+        assert left.envelope == later and left.errors == {"bob@alpha.test": "4.4.1 no answer"}
+    finally:
         await redis.aclose()
