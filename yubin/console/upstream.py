@@ -4,7 +4,6 @@ The admin token stays here, on the server side; the page talks to the console on
 """
 
 import json
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,8 +13,6 @@ from yubin.console.settings import SiteEndpoint
 
 # A trace query the console makes at most returns this many events per site.
 TRACE_LIMIT = 1000
-PAGE = 1000
-HISTORY_PAGES = 110  # pages of PAGE: the whole capped stream (TRACE_MAXLEN)
 
 
 class UpstreamError(RuntimeError):
@@ -62,23 +59,10 @@ class SiteClient:
         return [{**event, "site": self.domain} for event in answer.get("events", [])]
 
     async def latest(self, count: int) -> tuple[list[dict[str, Any]], str | None]:
-        """The newest `count` events and the id to stream on from. Pages are oldest first, so this reads
-        the stream to its end (bounded: it is capped, and at most HISTORY_PAGES pages are read)."""
-        kept: deque[dict[str, Any]] = deque(maxlen=count)
-        since: str | None = None
-        for _ in range(HISTORY_PAGES):
-            params: dict[str, str | int] = {"limit": PAGE}
-            if since:
-                params["since"] = since
-            answer = await self.request("GET", "/v1/trace", params=params)
-            events = answer.get("events", [])
-            kept.extend({**event, "site": self.domain} for event in events)
-            if events:
-                since = events[-1].get("id") or since
-            if not answer.get("next"):
-                break
-            since = answer["next"]
-        return list(kept), since
+        """The newest `count` events (oldest first) and the id to stream on from (None: no events yet)."""
+        answer = await self.request("GET", "/v1/trace", params={"limit": count, "last": "true"})
+        events = [{**event, "site": self.domain} for event in answer.get("events", [])]
+        return events, (events[-1].get("id") if events else None)
 
     async def stream(self, since: str | None) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
         """The site's new trace events as they happen: (SSE id, event)."""
