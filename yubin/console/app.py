@@ -351,6 +351,6 @@ async def journey(console: Console, wanted: str) -> dict[str, Any]:
     return {
         "message_ids": sorted(message_ids),
         "subject": next((console.feed.subjects[m] for m in message_ids if m in console.feed.subjects), None),
-        "events": timeline(events, dsn_messages, dsn_ids),
+        "events": timeline(events, dsn_messages, dsn_ids, message_ids),
         "errors": errors,
     }

@@ -42,14 +42,23 @@ def dsn_queue_ids(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def timeline(
-    events: list[dict[str, Any]], dsn_message_ids: set[str], dsn_queue_ids: set[str]
+    events: list[dict[str, Any]],
+    dsn_message_ids: set[str],
+    dsn_queue_ids: set[str],
+    own_message_ids: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The events with the time since the previous step, each DSN event marked."""
+    """The events with the time since the previous step, each DSN event marked (a DSN's events are found
+    by the trace API's links too: then they are the ones with another Message-ID than the message's)."""
     result = []
     previous: float | None = None
     for event in merge(events):
         at = parse_at(event.get("at"))
-        is_dsn = event.get("message_id") in dsn_message_ids or event.get("queue_id") in dsn_queue_ids
+        message_id = event.get("message_id")
+        is_dsn = (
+            message_id in dsn_message_ids
+            or event.get("queue_id") in dsn_queue_ids
+            or bool(own_message_ids and message_id and message_id not in own_message_ids)
+        )
         result.append(
             {
                 **event,

@@ -71,3 +71,10 @@ def test_search_results_are_one_row_per_message_newest_first() -> None:
     assert rows[1]["sites"] == ["alpha.test", "beta.test"]
     assert rows[1]["queue_ids"] == ["A1", "B1"]
     assert rows[1]["sender"] == "alice@alpha.test"
+
+
+def test_a_dsn_found_through_the_trace_apis_link_is_marked_by_its_own_message_id() -> None:
+    original = ev("alpha.test", "relay", "bounced", 2.0, "A1")
+    dsn = ev("alpha.test", "relay", "dsn", 2.1, "A2", message_id="<dsn@alpha.test>", original_queue_id="A1")
+    steps = timeline([original, dsn], set(), set(), {"<m1@alpha.test>"})
+    assert [s["dsn"] for s in steps] == [False, True]
