@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.streams import LOCAL_DELIVERY, OUTBOUND
+
 ROLES = ("client", "submission", "relay", "mx", "delivery", "mailbox", "pop3")
 DNS = "dns"
 RATE_WINDOW_S = 60.0
@@ -133,9 +135,9 @@ class HopStats:
         message_id = str(event.get("message_id") or "")
         if service in ("submission", "mx") and name == "accepted":
             streams = detail.get("streams") or []
-            if "outbound" in streams:
+            if OUTBOUND in streams:
                 self._waiting(site, "relay").add(queue_id)
-            if "local-delivery" in streams or not streams:
+            if LOCAL_DELIVERY in streams:
                 self._waiting(site, "delivery").add(queue_id)
         elif service == "relay" and name in ("delivered", "bounced"):
             self._waiting(site, "relay").discard(queue_id)

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+from shared.streams import LOCAL_DELIVERY, OUTBOUND
 from yubin.console.hops import DNS, HopStats, hop_of
 
 SITES = ["alpha.test", "beta.test"]
@@ -22,10 +23,10 @@ def ev(site, service, event, queue_id="q1", message_id="<m1@alpha.test>", ago_s=
 
 def test_the_journey_moves_along_the_figure() -> None:
     steps = [
-        ev("alpha.test", "submission", "accepted", streams=["outbound"]),
+        ev("alpha.test", "submission", "accepted", streams=[OUTBOUND]),
         ev("alpha.test", "relay", "mx-lookup", domain="beta.test"),
         ev("alpha.test", "relay", "attempt", domain="beta.test", reply="250 2.0.0 queued"),
-        ev("beta.test", "mx", "accepted", streams=["local-delivery"]),
+        ev("beta.test", "mx", "accepted", streams=[LOCAL_DELIVERY]),
         ev("beta.test", "delivery", "stored", file="1.M1"),
         ev("beta.test", "pop3", "listed"),
         ev("beta.test", "pop3", "retrieved"),
@@ -66,12 +67,12 @@ def test_mail_to_a_domain_outside_the_lab_stays_at_the_relay() -> None:
 
 def test_depth_follows_a_message_until_it_leaves_each_hop() -> None:
     stats = HopStats(SITES)
-    stats.observe(ev("alpha.test", "submission", "accepted", streams=["outbound"]))
+    stats.observe(ev("alpha.test", "submission", "accepted", streams=[OUTBOUND]))
     assert stats.snapshot(NOW.timestamp())["alpha.test/relay"]["depth"] == 1
     stats.observe(ev("alpha.test", "relay", "deferred"))
     assert stats.snapshot(NOW.timestamp())["alpha.test/relay"]["depth"] == 1
     stats.observe(ev("alpha.test", "relay", "delivered", recipients={"bob@beta.test": "2.0.0"}))
-    stats.observe(ev("beta.test", "mx", "accepted", queue_id="q2", streams=["local-delivery"]))
+    stats.observe(ev("beta.test", "mx", "accepted", queue_id="q2", streams=[LOCAL_DELIVERY]))
     snapshot = stats.snapshot(NOW.timestamp())
     assert snapshot["alpha.test/relay"]["depth"] == 0
     assert snapshot["beta.test/delivery"]["depth"] == 1
@@ -97,5 +98,5 @@ def test_rate_counts_the_last_minute_only() -> None:
 def test_depth_is_bounded() -> None:
     stats = HopStats(SITES)
     for i in range(20_050):
-        stats.observe(ev("alpha.test", "submission", "accepted", queue_id=f"q{i}", streams=["outbound"]))
+        stats.observe(ev("alpha.test", "submission", "accepted", queue_id=f"q{i}", streams=[OUTBOUND]))
     assert stats.snapshot(NOW.timestamp())["alpha.test/relay"]["depth"] == 10_000
