@@ -148,6 +148,15 @@ def test_a_fault_at_the_other_sites_mx_shows_as_a_deferral(browser, lab: Lab) ->
             '451 4.3.0 <img src=x onerror="window.__xss = 3">' in browser.find_element(By.ID, "timeline").text
         )
         assert browser.execute_script("return typeof window.__xss") == "undefined"
+        # While the fault lasts the message waits in alpha's retry set, with the reply as its last error.
+        queue_id = browser.find_element(By.CSS_SELECTOR, "#timeline li .qid").text
+        browser.get(browser.current_url.split("#")[0] + "#/queues")
+        deadline = time.monotonic() + 30
+        while not ("451 4.3.0" in (text := browser.find_element(By.ID, "queues").text) and queue_id in text):
+            assert time.monotonic() < deadline, f"{queue_id} not in the queues page: {text}"
+            time.sleep(0.5)
+            browser.refresh()
+            visible(browser, "#queues h2")
     finally:
         browser.get(browser.current_url.split("#")[0] + "#/faults")
         remove = visible(browser, "#faults button")
@@ -159,3 +168,17 @@ def test_a_fault_at_the_other_sites_mx_shows_as_a_deferral(browser, lab: Lab) ->
     reload_until(
         browser, "the delivery after the fault", lambda: ("beta.test", "delivery", "stored") in steps(browser)
     )
+
+
+def test_labels_switch_to_japanese_and_stay(browser, lab: Lab) -> None:
+    log_in(browser, lab)
+    nav = browser.find_element(By.CSS_SELECTOR, "#nav a[href='#/map']")
+    assert nav.text == "Live map"
+    browser.find_element(By.ID, "lang").click()
+    wait(browser).until(lambda d: nav.text == "ライブマップ")
+    assert "郵便受け" in browser.find_element(By.ID, "map").text
+    browser.refresh()
+    wait(browser).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#nav a[href='#/map']").text == "ライブマップ"
+    )
+    browser.find_element(By.ID, "lang").click()
