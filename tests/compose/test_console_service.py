@@ -50,7 +50,8 @@ def test_the_console_is_published_on_loopback_and_listens_where_it_is_published(
     settings: ConsoleSettings,
 ) -> None:
     ports = published_ports(SERVICES["console"])
-    assert ports == [f"127.0.0.1:{settings.port}:{settings.port}"]
+    # Beside the native lab's console (127.0.0.1:8025), as the sites' ports are beside the native lab's.
+    assert ports == [f"127.0.0.1:18025:{settings.port}"]
     assert settings.password is None  # printed at start; the sites' admin tokens log in too
 
 
