@@ -15,6 +15,7 @@ from shared.redis_client import connect
 from shared.streams import LOCAL_DELIVERY, OUTBOUND, TRACE, TRACE_MAXLEN
 from tests.fixtures.auth import AuthService, start_auth_service
 from tests.fixtures.ports import free_port
+from tests.integration.auth.test_deferred_queue import defer_one
 from yubin.console.app import create_app
 from yubin.console.settings import ConsoleSettings
 
@@ -162,3 +163,22 @@ def test_a_site_that_is_down_is_named_and_the_others_still_answer(sites) -> None
         answer = logged_in(raw).get("/api/messages", params={"q": "bob@beta.test"}).json()
         assert len(answer["messages"]) == 1
         assert list(answer["errors"]) == ["down.test"]
+
+
+def test_queues_show_the_deferred_and_the_actions_reach_the_site(sites) -> None:
+    alpha, _beta = sites
+    envelope = defer_one(alpha.redis_url, local_too=False)
+    with console_for(*sites) as raw:
+        client = logged_in(raw)
+        answer = client.get("/api/queues").json()
+        assert answer["errors"] == {}
+        alpha_queues = next(s for s in answer["sites"] if s["site"] == "alpha.test")
+        [waiting] = alpha_queues["deferred"]["deferred"]
+        assert waiting["queue_id"] == envelope.queue_id
+        assert "no answer from mx.gamma.test" in waiting["last_error"]
+        path = f"/api/queues/alpha.test/deferred/{envelope.queue_id}"
+        assert client.post(f"{path}/retry").status_code == 403  # no console header: refused here
+        assert client.post(f"{path}/retry", headers=ACTION).status_code == 200
+        after = client.get("/api/queues").json()
+        assert next(s for s in after["sites"] if s["site"] == "alpha.test")["deferred"]["deferred"] == []
+        assert client.delete(path, headers=ACTION).status_code == 404  # the site's answer, passed on
