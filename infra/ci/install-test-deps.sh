@@ -33,6 +33,11 @@ kubectl kustomize --help >/dev/null 2>&1 || want kubernetes-client
 [ -s /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates
 # A real Prometheus scrapes the lab (tests/e2e/test_metrics.py), and promtool checks its configurations.
 { prometheus --version && promtool check config --help; } >/dev/null 2>&1 || want prometheus
+# The console's browser test (tests/e2e/test_console.py): Selenium drives Debian's chromium through the
+# system chromedriver; chromedriver must run, and headless chromium must render a page.
+chromedriver --version >/dev/null 2>&1 || want chromium-driver
+chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p id=x>rendered</p>' 2>/dev/null \
+    | grep -q '<p id="x">rendered</p>' || want chromium
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "install-test-deps: everything the tests need is here"

@@ -145,8 +145,9 @@ def test_lab_up_serves_mail_stops_cleanly_and_keeps_mail_across_restarts(tmp_pat
         rc, out = ctrl_c(proc)
     assert rc == 0, out
     pids = started_pids(lab_dir)
-    # NSD, the resolver, and per site: Redis + auth, submission, mx, relay, delivery, pop3; the 4 restarted
-    assert len(pids) == 16 + 4
+    # NSD, the resolver, the web console, and per site: Redis + auth, submission, mx, relay, delivery, pop3;
+    # and the 4 restarted
+    assert len(pids) == 17 + 4
     assert not [pid for pid in pids if pid_alive(pid)], "processes left behind"
     assert not any(listening(site["submission"]) for site in info["sites"].values())
     with pytest.raises(AssertionError):

@@ -136,6 +136,8 @@ def lab_info(args: argparse.Namespace) -> int:
                 print(f"  {'metrics':<11} {url}  ({key.partition('/')[2]})")
         for address, password in site.get("users", {}).items():
             print(f"  user        {address}  password {password}")
+    if info.get("console"):
+        print(f"\nconsole {info['console']}  password {info.get('console_password', '')}")
     return ExitCode.OK
 
 

@@ -57,6 +57,11 @@ def metrics_key(domain: str, role: str, replica: int = 0) -> str:
     return f"{domain}/{role}" + (f"-{replica}" if replica else "")
 
 
+# The web console (yubin/console): loopback only, on Mailpit's well-known web port.
+CONSOLE_ADDRESS = "127.0.0.1"
+CONSOLE_PORT = 8025
+
+
 @dataclass(frozen=True)
 class Site:
     domain: str
@@ -118,6 +123,9 @@ class LabConfig:
     @property
     def prometheus_url(self) -> str | None:
         return None if self.prometheus_port is None else f"http://{PROMETHEUS_ADDRESS}:{self.prometheus_port}"
+
+    console_address: str = CONSOLE_ADDRESS
+    console_port: int = CONSOLE_PORT
 
     def site(self, domain: str) -> Site:
         for site in self.sites:
@@ -263,4 +271,5 @@ def with_free_ports(config: LabConfig) -> LabConfig:
         resolver_port=resolver_port,
         metrics_ports=metrics_ports,
         prometheus_port=prometheus_port,
+        console_port=free_port(config.console_address),
     )

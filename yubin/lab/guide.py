@@ -23,6 +23,8 @@ def guide(config: LabConfig, info: dict[str, Any], log_path: Path | None) -> str
             f"  {domain:<11} {site['submission']:<21} {site['mx']:<21} {site['pop3']:<21} {site['admin']}"
         )
     lines += [f"  {'dns':<11} {info['dns']}", ""]
+    if info.get("console"):
+        lines += [f"  Web console: {info['console']}   password {info.get('console_password', '')}", ""]
     for site in info["sites"].values():
         for address, password in site["users"].items():
             lines.append(f"  user {address:<20} password {password}")

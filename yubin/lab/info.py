@@ -6,7 +6,7 @@ that the docker compose lab writes too:
 "pop3": "HOST:PORT", "admin": "http://HOST:PORT", "admin_token": "...", "users": {ADDRESS: PASSWORD}}}}`.
 The native lab adds `redis` (and with `--ha` `redis_sentinels`), `mail_root`, `tls_cert`, `runner_pid`,
 `lab_dir`, `metrics` (each process's /metrics URL by `alpha.test/relay`) and, with `--prometheus`,
-`prometheus` (its URL).
+`prometheus` (its URL); both labs add the web console's URL and password (`console`, `console_password`).
 """
 
 import json
@@ -16,6 +16,7 @@ from typing import Any
 
 from yubin.lab import ha
 from yubin.lab.config import METRICS_ROLES, LabConfig, metrics_key
+from yubin.lab.console import console_password, console_url
 from yubin.lab.credentials import SiteCredentials
 
 
@@ -52,6 +53,8 @@ def build_info(
             for site in config.sites
             for role in METRICS_ROLES
         },
+        "console": console_url(config),
+        "console_password": console_password(config),
     }
     if config.prometheus_url is not None:
         info["prometheus"] = config.prometheus_url

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 
 from yubin.lab import ha, nsd, prometheus
 from yubin.lab.config import PROMETHEUS_ADDRESS, ROOT, LabConfig, Site
+from yubin.lab.console import console_argv, console_env
 from yubin.lab.credentials import SiteCredentials
 
 REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
@@ -252,6 +253,15 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
                 listens=(PROMETHEUS_ADDRESS, config.prometheus_port),
             )
         )
+    specs.append(
+        ProcessSpec(
+            "console",
+            console_argv(),
+            env=console_env(config, credentials),
+            role="console",
+            listens=(config.console_address, config.console_port),
+        )
+    )
     return specs
 
 

@@ -26,7 +26,7 @@ def test_every_setting_has_a_description() -> None:
 # Variables the docs name that are not service settings: the yubin client's, the lab's and the tests' own.
 CLIENT_VARIABLES = {
     "YUBIN_ADMIN_URL", "YUBIN_ADMIN_TOKEN", "YUBIN_PASSWORD", "YUBIN_LAB_DIR", "YUBIN_LAB_INFO",
-    "YUBIN_E2E_LAB_INFO", "YUBIN_NAME", "YUBIN_X", "YUBIN_FUZZ_EXAMPLES",
+    "YUBIN_E2E_LAB_INFO", "YUBIN_NAME", "YUBIN_X", "YUBIN_FUZZ_EXAMPLES", "YUBIN_CONSOLE_SCREENSHOTS",
 }  # fmt: skip
 
 
@@ -34,7 +34,10 @@ def test_every_variable_the_docs_name_exists() -> None:
     import re
 
     from shared.config.reference import env_names
+    from yubin.console.settings import ConsoleSettings
 
-    known = {name for _, cls in settings_classes() for name in env_names(cls)} | CLIENT_VARIABLES
+    # The web console is a tool, not a service: its settings are in docs/console.md, not settings.md.
+    console = {"YUBIN_CONSOLE_" + name.upper() for name in ConsoleSettings.model_fields}
+    known = {name for _, cls in settings_classes() for name in env_names(cls)} | CLIENT_VARIABLES | console
     named = {name for page in DOCS for name in re.findall(r"YUBIN_[A-Z0-9_]+", page.read_text())}
     assert named - known == set()
