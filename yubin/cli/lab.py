@@ -15,6 +15,7 @@ from yubin.lab.config import LAB_DIR_ENV, default_lab_dir, lab_config, with_free
 from yubin.lab.info import pid_alive
 from yubin.lab.processes import UnknownSetting
 from yubin.lab.provision import ProvisionError
+from yubin.lab.replicas import ReplicasError, parse_replicas
 from yubin.lab.runner import LabError, run_lab
 
 
@@ -48,6 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="YUBIN_NAME=VALUE",
         help="a setting for every service that has it, e.g. YUBIN_RELAY_RETRY_SCHEDULE_S=1,2 (repeatable)",
     )
+    up.add_argument(
+        "--replicas",
+        default="",
+        metavar="ROLE=N[,ROLE=N]",
+        help="processes per site of a stream consumer, e.g. relay=3,delivery=2 (the listeners run once "
+        "natively; scale those in the compose lab)",
+    )
     up.add_argument("--info-file", type=Path, help="also write the lab info JSON here once the lab is ready")
     up.add_argument(
         "--log", type=Path, help="append the processes' output here (default <lab dir>/lab.log; '-': stdout)"
@@ -78,7 +86,13 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
 
 
 def lab_up(args: argparse.Namespace) -> int:
-    config = lab_config(args.lab_dir, standard_ports=args.standard_ports, settings=parse_settings(args.set))
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ReplicasError as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from exc
+    config = lab_config(
+        args.lab_dir, standard_ports=args.standard_ports, settings=parse_settings(args.set), replicas=replicas
+    )
     if args.free_ports:
         config = with_free_ports(config)
     log_file = None
@@ -106,6 +120,8 @@ def lab_info(args: argparse.Namespace) -> int:
         for key in ("submission", "mx", "pop3", "admin"):
             print(f"  {key:<11} {site[key]}")
         print(f"  {'admin token':<11} {site['admin_token']}")
+        if scaled := {role: n for role, n in site.get("replicas", {}).items() if n > 1}:
+            print(f"  {'replicas':<11} {', '.join(f'{role} x{n}' for role, n in scaled.items())}")
         for address, password in site.get("users", {}).items():
             print(f"  user        {address}  password {password}")
     return ExitCode.OK

@@ -74,6 +74,11 @@ class LabConfig:
     dns_port: int
     settings: dict[str, str] = field(default_factory=dict)
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Processes per site of a service that scales (`--replicas relay=3`; yubin/lab/replicas.py); 1 if absent."""
+
+    def replica_count(self, role: str) -> int:
+        return self.replicas.get(role, 1)
 
     def site(self, domain: str) -> Site:
         for site in self.sites:
@@ -145,6 +150,7 @@ def lab_config(
     *,
     standard_ports: bool | None = None,
     settings: dict[str, str] | None = None,
+    replicas: dict[str, int] | None = None,
 ) -> LabConfig:
     """The lab with fixed ports: the standard ones as root, high ones otherwise."""
     addresses = zone_addresses()
@@ -159,6 +165,7 @@ def lab_config(
         dns_address=addresses["ns.alpha.test"],
         dns_port=STANDARD_DNS_PORT if standard else HIGH_DNS_PORT,
         settings=dict(settings or {}),
+        replicas=dict(replicas or {}),
     )
 
 

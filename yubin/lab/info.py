@@ -4,7 +4,8 @@ The shape is a contract (issue 6) that `yubin --lab`, the end-to-end tests and t
 that the docker compose lab writes too:
 `{"dns": "HOST:PORT", "sites": {"alpha.test": {"submission": "HOST:PORT", "mx": "HOST:PORT",
 "pop3": "HOST:PORT", "admin": "http://HOST:PORT", "admin_token": "...", "users": {ADDRESS: PASSWORD}}}}`.
-The native lab adds `redis`, `mail_root`, `tls_cert`, `runner_pid` and `lab_dir`.
+The native lab adds `redis`, `mail_root`, `replicas` (processes per scalable service: `--replicas`),
+`tls_cert`, `runner_pid` and `lab_dir`.
 """
 
 import json
@@ -14,6 +15,7 @@ from typing import Any
 
 from yubin.lab.config import LabConfig
 from yubin.lab.credentials import SiteCredentials
+from yubin.lab.replicas import SCALABLE_ROLES
 
 
 class LabNotRunning(RuntimeError):
@@ -35,6 +37,7 @@ def build_info(
             "users": dict(creds.users),
             "redis": site.redis_url,
             "mail_root": str(config.mail_root(site)),
+            "replicas": {role: config.replica_count(role) for role in SCALABLE_ROLES},
         }
     info: dict[str, Any] = {
         "dns": f"{config.dns_address}:{config.dns_port}",

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings
 from yubin.lab import nsd
 from yubin.lab.config import ROOT, LabConfig, Site
 from yubin.lab.credentials import SiteCredentials
+from yubin.lab.replicas import check_replicas, replica_names
 
 REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
 ENV_PREFIX = "YUBIN_"
@@ -172,6 +173,7 @@ def nsd_config(config: LabConfig, zones_dir: Path) -> str:
 
 
 def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) -> list[ProcessSpec]:
+    check_replicas(config.replicas)
     specs = [
         ProcessSpec(
             "dns",
@@ -209,16 +211,18 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
                 # address (the peer's Received header names alpha, not 127.0.0.1); containers need not.
                 env["YUBIN_RELAY_SOURCE_ADDRESS"] = site.address
             env = apply_overrides(config, role, env)
-            specs.append(
-                ProcessSpec(
-                    f"{site.name}-{role.name}",
-                    (sys.executable, "-m", role.module),
-                    env=env,
-                    site=site.domain,
-                    role=role.name,
-                    listens=listen_address(site, role.name),
+            # Replicas differ only in name: each consumer names itself (host and pid) in its group.
+            for name in replica_names(f"{site.name}-{role.name}", config.replica_count(role.name)):
+                specs.append(
+                    ProcessSpec(
+                        name,
+                        (sys.executable, "-m", role.module),
+                        env=env,
+                        site=site.domain,
+                        role=role.name,
+                        listens=listen_address(site, role.name),
+                    )
                 )
-            )
     return specs
 
 
