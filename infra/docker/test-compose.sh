@@ -154,11 +154,13 @@ if [ -n "$scale" ]; then
     # provision containers stay exited).
     "${compose[@]}" up -d --no-build --no-deps "${scale_args[@]}" "${scaled[@]}" >"$state/scale.log" 2>&1 ||
         { cat "$state/scale.log"; exit 1; }
-    deadline=$((SECONDS + 240))
+    # Longer than the first start's wait: a machine busy with other work (seen: load 60 on 2 cores) takes
+    # minutes to start six more Python services.
+    deadline=$((SECONDS + 600))
     until ready; do
         [ $? -eq 2 ] && exit 1
         if [ $SECONDS -ge $deadline ]; then
-            echo "test-compose: the scaled lab did not become healthy within 240 s" >&2
+            echo "test-compose: the scaled lab did not become healthy within 600 s" >&2
             exit 1
         fi
         sleep 1
