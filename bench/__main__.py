@@ -20,8 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import lab_processes
 from bench.load import run_once
-from bench.report import figures, median_figures, table
+from bench.report import cpu_table, figures, median_figures, table
 from bench.targets import Target, reference_lab_up, reference_target, yubin_target
 from yubin.lab.config import default_lab_dir
 from yubin.lab.info import LabNotRunning, read_info
@@ -115,23 +116,27 @@ def yubin_lab(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             proc.wait(timeout=60)
 
 
-def measure(target: Target, args: argparse.Namespace, mode: str) -> dict[str, Any]:
+def measure(
+    target: Target, args: argparse.Namespace, mode: str, pids: dict[str, int] | None = None
+) -> dict[str, Any]:
     runs = []
     for index in range(args.runs):
         if mode == "burst":
             result = run_once(
-                target, count=args.count, size=args.size, sessions=args.sessions, starttls=args.starttls
-            )
+                target, count=args.count, size=args.size, sessions=args.sessions, starttls=args.starttls,
+                pids=pids,
+            )  # fmt: skip
         else:
             result = run_once(
                 target, count=args.paced_count, size=args.size, sessions=args.sessions, rate=args.rate,
-                starttls=args.starttls,
+                starttls=args.starttls, pids=pids,
             )  # fmt: skip
         run = figures(result)
         runs.append(run)
         print(
             f"{target.name} {mode} run {index + 1}/{args.runs}: end-to-end {run['end_to_end_rate']:.0f} msg/s, "
-            f"p99 {run['latency_p99_ms']:.0f} ms, missing {run['missing']}",
+            f"p99 {run['latency_p99_ms']:.0f} ms, missing {run['missing']}"
+            + (f", CPU {run['cpu_ms_per_message']['total']:.2f} ms/msg" if run["cpu_ms_per_message"] else ""),
             file=sys.stderr,
         )
     return {
@@ -152,7 +157,7 @@ def main() -> int:
         with yubin_lab(args) as info:
             target = yubin_target(info, args.sessions)
             for mode in modes:
-                results[mode]["yubin"] = measure(target, args, mode)
+                results[mode]["yubin"] = measure(target, args, mode, lab_processes(info))
     if with_reference:
         target = reference_target(args.sessions)
         for mode in modes:
@@ -175,6 +180,11 @@ def main() -> int:
             }
         )
     )
+    for mode, by in results.items():
+        if "yubin" in by:
+            median = by["yubin"]["median"]
+            print(cpu_table(f"yubin CPU, {mode}", median["cpu_ms_per_message"]))
+            print(cpu_table(f"yubin CPU, {mode}, POP3 drain", median["pop3_cpu_ms_per_message"]))
     print(f"JSON: {path}")
     return 0
 

@@ -15,11 +15,13 @@ import socket
 import string
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from bench.cpu import per_message_ms, snapshot
 from bench.targets import Target
 
 BENCH_ID = re.compile(rb"X-Bench-Id: (\S+)")
@@ -39,6 +41,10 @@ class RunResult:
     pop3_bytes: int
     missing: int
     duplicates: int
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU per message of each lab process, from the end of the logins to the last arrival."""
+    pop3_cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU per message of each lab process while the messages were retrieved and deleted."""
 
 
 def message(sender: str, recipient: str, bench_id: str, size: int) -> bytes:
@@ -54,7 +60,14 @@ def message(sender: str, recipient: str, bench_id: str, size: int) -> bytes:
 
 
 async def submit_all(
-    target: Target, run_id: str, count: int, size: int, sessions: int, rate: float | None, starttls: bool
+    target: Target,
+    run_id: str,
+    count: int,
+    size: int,
+    sessions: int,
+    rate: float | None,
+    starttls: bool,
+    on_start: Callable[[], None] = lambda: None,
 ) -> tuple[dict[str, float], float]:
     """Send every message; returns {bench id: wall-clock start of its transaction} and the submit time."""
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -72,6 +85,7 @@ async def submit_all(
         await smtp.connect()
         await smtp.login(sender, password)
         clients.append((smtp, sender))
+    on_start()
     t0 = time.monotonic()
 
     async def session(smtp: aiosmtplib.SMTP, sender: str) -> None:
@@ -125,7 +139,9 @@ def arrivals(target: Target) -> dict[str, list[float]]:
     return found
 
 
-def drain(target: Target, sessions: int) -> tuple[int, int, float]:
+def drain(
+    target: Target, sessions: int, on_start: Callable[[], None] = lambda: None
+) -> tuple[int, int, float]:
     """RETR + DELE every message of every recipient (one POP3 session each, in parallel):
     (messages, octets, seconds from the end of the logins to the last QUIT). Logins are left out: they
     cost a deliberately slow password hash (argon2) that says nothing about retrieval."""
@@ -137,6 +153,7 @@ def drain(target: Target, sessions: int) -> tuple[int, int, float]:
         pop.user(address)
         pop.pass_(password)
         logged_in.append(pop)
+    on_start()
 
     def one(pop: poplib.POP3) -> None:
         count, _ = pop.stat()
@@ -165,10 +182,18 @@ def run_once(
     rate: float | None = None,
     starttls: bool = False,
     timeout: float = 600.0,
+    pids: dict[str, int] | None = None,
 ) -> RunResult:
+    """pids: {name: pid} of the lab's processes, whose CPU per message is then reported."""
+    pids = pids or {}
     drain(target, sessions)  # start from empty maildrops
     run_id = f"r{int(time.time() * 1000):x}"
-    started, submit_seconds = asyncio.run(submit_all(target, run_id, count, size, sessions, rate, starttls))
+    cpu_start: dict[str, float] = {}
+    started, submit_seconds = asyncio.run(
+        submit_all(
+            target, run_id, count, size, sessions, rate, starttls, lambda: cpu_start.update(snapshot(pids))
+        )
+    )
     deadline = time.monotonic() + timeout
     next_check = time.monotonic() + 1
     while count_new(target) < count and time.monotonic() < deadline:
@@ -177,11 +202,16 @@ def run_once(
             next_check = time.monotonic() + 1
             if not listening(target.pop3):
                 raise RuntimeError(f"{target.name}: POP3 at {target.pop3} is gone; did the lab stop?")
+    if pids:
+        time.sleep(0.5)  # the acks and last writes that follow the rename into new/
+    cpu_end = snapshot(pids)
     found = arrivals(target)
     latencies = [(min(found[i]) - t) * 1000 for i, t in started.items() if i in found]
     first_start = min(started.values())
     last_arrival = max((min(times) for i, times in found.items() if i in started), default=first_start)
-    retrieved, octets, pop3_seconds = drain(target, sessions)
+    pop3_start: dict[str, float] = {}
+    retrieved, octets, pop3_seconds = drain(target, sessions, lambda: pop3_start.update(snapshot(pids)))
+    pop3_end = snapshot(pids)
     return RunResult(
         count=count,
         size=size,
@@ -195,4 +225,6 @@ def run_once(
         pop3_bytes=octets,
         missing=sum(1 for i in started if i not in found),
         duplicates=sum(len(times) - 1 for times in found.values()),
+        cpu_ms=per_message_ms(cpu_start, cpu_end, count) if pids else {},
+        pop3_cpu_ms=per_message_ms(pop3_start, pop3_end, max(1, retrieved)) if pids else {},
     )

@@ -25,11 +25,34 @@ def figures(run: RunResult) -> dict[str, Any]:
         "pop3_mb_per_s": run.pop3_bytes / run.pop3_seconds / 1e6 if run.pop3_seconds > 0 else float("nan"),
         "missing": run.missing,
         "duplicates": run.duplicates,
+        "cpu_ms_per_message": run.cpu_ms,
+        "pop3_cpu_ms_per_message": run.pop3_cpu_ms,
     }
 
 
 def median_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    medians: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        if isinstance(first, dict):  # {process: ms}: the median per process over the runs that saw it
+            names = {name for run in runs for name in run[key]}
+            medians[key] = {
+                name: statistics.median(run[key][name] for run in runs if name in run[key])
+                for name in sorted(names)
+            }
+        else:
+            medians[key] = statistics.median(run[key] for run in runs)
+    return medians
+
+
+def cpu_table(title: str, ms: dict[str, float]) -> str:
+    """CPU ms per message of each lab process (the median per process; `total` is the median total)."""
+    if not ms:
+        return ""
+    lines = [f"{title:<28}{'ms/msg':>10}", "-" * 38]
+    lines += [f"{name:<28}{value:>10.3f}" for name, value in ms.items() if name != "total"]
+    if "total" in ms:
+        lines.append(f"{'total':<28}{ms['total']:>10.3f}")
+    return "\n".join(lines) + "\n"
 
 
 ROWS = [

@@ -13,6 +13,8 @@ relay defers a recipient whose MX is down, delivery defers a recipient whose use
 reach this: it is for what escapes a handler.
 """
 
+import re
+
 import aiosmtplib
 import dns.exception
 import dns.resolver
@@ -31,6 +33,7 @@ from redis.exceptions import (
 )
 
 from shared.auth_client import AuthUnavailable
+from shared.redis_client import NotReplicated
 
 _OUTAGES: tuple[type[BaseException], ...] = (
     OSError,  # sockets, timeouts (TimeoutError is one), a full or failing disk
@@ -38,6 +41,7 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     BusyLoadingError,  # Redis is loading its AOF after a restart
     ReadOnlyError,
+    NotReplicated,  # a replicated Redis whose replicas did not confirm a write in time (docs/ha.md)
     AuthUnavailable,
     httpx.TransportError,
     dns.exception.Timeout,
@@ -69,10 +73,18 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
+# redis-py reports a command Redis refused inside MULTI as "Command # 1 (SET ...) of pipeline caused error:
+# ('NOREPLICAS Not enough good replicas to write.',)", raised from the EXECABORT.
+_PIPELINE_ERROR = re.compile(r"of pipeline caused error: \(?['\"]?-?([A-Z]+)")
+
+
 def _redis_busy(exc: BaseException) -> bool:
     text = str(exc).lstrip("-")
     # EXECABORT carries the error that made Redis refuse to queue a command, e.g. "... OOM command not allowed".
-    return text.startswith(_REDIS_BUSY_PREFIXES) or "OOM command not allowed" in text
+    if text.startswith(_REDIS_BUSY_PREFIXES) or "OOM command not allowed" in text:
+        return True
+    queued = _PIPELINE_ERROR.search(text)
+    return queued is not None and queued.group(1) in _REDIS_BUSY_PREFIXES
 
 
 def describe(exc: BaseException) -> str:

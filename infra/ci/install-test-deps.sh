@@ -16,6 +16,15 @@ perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || want libnet-ssleay-p
 curl --version 2>/dev/null | grep -qw pop3s || want curl
 command -v mpop >/dev/null || want mpop
 command -v openssl >/dev/null || want openssl
+# HAProxy in front of the SMTP and POP3 listeners (tests/fixtures/haproxy.py): it must accept a server line
+# sending the PROXY protocol v2 from a chosen source address (exit 2: valid, but no listener in the probe).
+haproxy_sends_proxy_v2() {
+    local rc=0
+    printf 'defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\nbackend probe\n server s 127.0.0.1:1 send-proxy-v2 source 127.0.0.10\n' \
+        | "$(command -v haproxy || echo /usr/sbin/haproxy)" -c -q -f /dev/stdin >/dev/null 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ]
+}
+haproxy_sends_proxy_v2 || want haproxy
 # Python's venv module (Debian splits it out of python3 when the system Python is used).
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || want python3-venv
 command -v make >/dev/null || want make

@@ -28,8 +28,11 @@ LAB_DEFAULTS = {
     "ALICE_PASSWORD": "secret-alice",
     "BOB_PASSWORD": "secret-bob",
 }
-# Where `front` (HAProxy) listens for each site's admin API and POP3 (infra/haproxy/haproxy.cfg).
-FRONT_PORTS = {"alpha": {"admin": 10080, "pop3": 10110}, "beta": {"admin": 20080, "pop3": 20110}}
+# Where `front` (HAProxy) listens for each site's services (infra/haproxy/haproxy.cfg).
+FRONT_PORTS = {
+    "alpha": {"admin": 10080, "pop3": 10110, "submission": 10587, "mx": 10025},
+    "beta": {"admin": 20080, "pop3": 20110, "submission": 20587, "mx": 20025},
+}
 
 
 def secret(name: str) -> str:
@@ -55,8 +58,8 @@ def lab_info(compose: list[str], cert: Path) -> dict[str, Any]:
     for domain, (name, prefix, user, password_var) in SITES.items():
         front = FRONT_PORTS[name]
         sites[domain] = {
-            "submission": published(compose, f"submission-{name}", 587),
-            "mx": published(compose, f"mx-{name}", 25),
+            "submission": published(compose, "front", front["submission"]),
+            "mx": published(compose, "front", front["mx"]),
             "pop3": published(compose, "front", front["pop3"]),
             "admin": "http://" + published(compose, "front", front["admin"]),
             "admin_token": secret(f"{prefix}_ADMIN_TOKEN"),

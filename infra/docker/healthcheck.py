@@ -36,6 +36,14 @@ def check_consumer(role: str) -> None:
         "delivery": (streams.LOCAL_DELIVERY, streams.DELIVERY_GROUP),
     }[role]
     client = redis.Redis.from_url(os.environ["YUBIN_REDIS_URL"], socket_timeout=TIMEOUT_S)
+    sentinels = os.environ.get("YUBIN_REDIS_SENTINELS", "")
+    if sentinels:  # the `ha` profile (docs/ha.md): the worker talks to whichever node is the primary now
+        from redis.sentinel import Sentinel
+
+        nodes = [(item.rpartition(":")[0], int(item.rpartition(":")[2])) for item in sentinels.split(",")]
+        manager = Sentinel(nodes, socket_timeout=TIMEOUT_S)
+        host, port = manager.discover_master(os.environ.get("YUBIN_REDIS_SENTINEL_MASTER", "yubin"))
+        client = redis.Redis(host=host, port=port, socket_timeout=TIMEOUT_S)
     try:
         groups = client.xinfo_groups(stream)
     except redis.ResponseError:  # the stream does not exist yet

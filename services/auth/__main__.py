@@ -10,6 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from services.auth.app import create_app
+from services.auth.malloc import keep_large_blocks_mmapped
 from shared.config.auth import AuthSettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
@@ -78,6 +79,7 @@ def main() -> int:
         log.critical("refusing to start: invalid settings", extra={"problems": _describe(exc)})
         return 2
     setup_logging("auth", settings.log_level)
+    keep_large_blocks_mmapped()
     asyncio.run(serve(settings))
     return 0
 

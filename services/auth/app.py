@@ -16,11 +16,12 @@ from services.auth.body_limit import BodyLimit
 from services.auth.deps import Parts
 from services.auth.directory import AlreadyExists, Directory, DirectoryError, DomainHasUsers, NotFound
 from services.auth.login import Logins
+from services.auth.login_cache import LoginCache
 from services.auth.passwords import Passwords
 from services.auth.routes import aliases, domains, health, internal, queue, users
 from services.auth.throttle import LoginsBusy, Throttle
 from shared.config.auth import AuthSettings
-from shared.redis_client import connect
+from shared.redis_client import connect_site
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _STATUS = {
 
 
 def create_app(settings: AuthSettings) -> FastAPI:
-    redis = connect(settings.redis_url)
+    redis = connect_site(settings)
     directory = Directory(redis)
     passwords = Passwords(settings)
     parts = Parts(
@@ -47,7 +48,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
             max_recipients=settings.auth_alias_max_recipients,
         ),
         passwords=passwords,
-        logins=Logins(directory, passwords, Throttle(redis, settings)),
+        logins=Logins(
+            directory, passwords, Throttle(redis, settings), LoginCache(settings.auth_login_cache_ttl_s)
+        ),
     )
 
     @asynccontextmanager

@@ -11,7 +11,7 @@ from shared.config.delivery import DeliverySettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
 from shared.mailbox_usage import MailboxUsage
-from shared.redis_client import connect
+from shared.redis_client import connect_site
 from shared.streams import DELIVERY_GROUP, LOCAL_DELIVERY
 
 log = logging.getLogger("services.delivery")
@@ -22,7 +22,7 @@ async def main() -> None:
     setup_logging("delivery", settings.log_level)
     stop = stop_on_signals()
     settings.mail_root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    redis = connect(settings.redis_url)
+    redis = connect_site(settings)
     try:
         async with AuthClient(settings) as auth:
             consumer = Consumer(redis, LOCAL_DELIVERY, DELIVERY_GROUP, settings)

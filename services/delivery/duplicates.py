@@ -29,6 +29,7 @@ import hashlib
 import re
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 CLAIM = "yubin:delivery:copy:{}:{}"
 
@@ -100,8 +101,17 @@ class DuplicateClaims:
         """Claim `key` for `queue_id` unless claimed already; returns the queue id that holds it now."""
         # SET NX GET (Redis 7.0+): one atomic step, so two copies delivered at the same moment by two
         # replicas cannot both win.
-        previous = await self.redis.set(key, queue_id, ex=self.ttl_s, nx=True, get=True)
+        # A transaction so that, with a replicated Redis, it returns only once a replica has the claim
+        # (`shared.redis_client`): the file is written after it, and a failover that lost the claim would
+        # let another copy be stored beside ours (docs/ha.md).
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, queue_id, ex=self.ttl_s, nx=True, get=True)
+            (previous,) = await pipe.execute()
         return previous.decode() if previous is not None else queue_id
+
+    def stage_claim(self, pipe: Pipeline, key: str, queue_id: str) -> None:
+        """`claim` in the caller's pipeline: its reply is the previous holder (bytes), None if we took it."""
+        pipe.set(key, queue_id, ex=self.ttl_s, nx=True, get=True)
 
     async def release(self, key: str, queue_id: str) -> None:
         """Give up our claim (we could not store the message yet), so another copy may be stored."""

@@ -4,7 +4,8 @@ Per recipient (`deliver_one`):
 1. Already done? A Redis marker (`yubin:delivered:<queue id>:<recipient>`) or the delivery's file in
    `new/`/`cur/` means an earlier attempt stored it: do not store a second copy. The file name is the same
    on every attempt (`delivery_file_name`), so looking for it is a `stat`, not a listing of the mailbox.
-   (The body and the markers of all recipients are read in one Redis round trip, the claims in a second.)
+   (The body and the markers of all recipients are read in one Redis round trip; in a second, the claims
+   of step 5 are taken at once for every recipient not marked, SET NX GET answering who held them.)
 2. A copy of the same message (Message-ID, sender and body as sent) already claimed for this recipient
    under another queue id? Then this one is a duplicate from the SMTP hop: delivered, nothing written
    (see `duplicates`).
@@ -12,7 +13,8 @@ Per recipient (`deliver_one`):
 4. Quota: a message larger than the whole quota fails at once (5.2.2); one that does not fit what is left
    (usage kept in Redis, `shared.mailbox_usage`) defers (4.2.2).
 5. Claim the copy for this recipient (lost the race → duplicate, as in 2.); write `tmp/<name>.<random>`,
-   fsync; set the marker; rename to `new/<name>`, fsync `new/`.
+   fsync; set the marker; rename to `new/<name>`, fsync `new/`. (`handle` takes the claim before 3. and
+   4., in the round trip that tells 2.; a recipient refused there gives it back at once.)
    The marker is set *before* the rename, so a redelivery after a crash recognizes the delivery even if
    the user fetched and deleted the file in between; a marker with a file left in `tmp/` means the crash
    came between marker and rename, and the redelivery writes the file again and renames it.
@@ -82,6 +84,8 @@ class Earlier:
     """The marker is set: an earlier attempt completed the file (see the module docstring)."""
     claim_holder: str | None
     """The queue id holding this Message-ID's claim for the recipient (see `duplicates`), if any."""
+    claimed: bool = False
+    """This attempt already holds the claim (taken by `handle`): step 5 need not take it again."""
 
 
 def delivery_file_name(envelope: Envelope, recipient: str, hostname: str, data: bytes) -> str:
@@ -157,9 +161,11 @@ class Deliverer:
                 extra={"recipients": envelope.recipients, "attempt": envelope.attempts + 1},
             )
             claims = self._claim_keys(envelope, body, recipients)
-            holders = await self._claim_holders(claims)
+            holders = await self._take_claims(envelope, claims, marked)
             outcomes = [
-                await self.deliver_one(envelope, body, r, Earlier(marked[r], holders.get(r)))
+                await self.deliver_one(
+                    envelope, body, r, Earlier(marked[r], holders.get(r), claimed=r in holders)
+                )
                 for r in recipients
             ]
             await self.finish(entry, envelope, body, outcomes)
@@ -174,6 +180,33 @@ class Deliverer:
                 pipe.exists(MARKER.format(envelope.queue_id, recipient))
             body, *markers = await pipe.execute()
         return body, {r: bool(m) for r, m in zip(recipients, markers, strict=True)}
+
+    async def _take_claims(
+        self, envelope: Envelope, claims: dict[str, str | None], marked: dict[str, bool]
+    ) -> dict[str, str]:
+        """Claim the copy (see `duplicates`) for every recipient not marked done, in one round trip: the queue
+        id holding each claim now (ours, or another copy's: then this one is a duplicate). The claim is
+        taken before the user and quota checks rather than after them, which saves reading it first; a
+        recipient those checks refuse gives it back (`deliver_one`)."""
+        keyed = {}
+        for recipient, key in claims.items():
+            if key is None or marked[recipient]:
+                continue
+            try:
+                mailbox_path(self.settings.mail_root, recipient)
+            except UnsafeAddress:
+                continue  # refused before any claim would be looked at
+            keyed[recipient] = key
+        if not keyed:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keyed.values():
+                self.duplicates.stage_claim(pipe, key, envelope.queue_id)
+            previous = await pipe.execute()
+        return {
+            r: v.decode() if v is not None else envelope.queue_id
+            for r, v in zip(keyed, previous, strict=True)
+        }
 
     async def _claim_holders(self, claims: dict[str, str | None]) -> dict[str, str]:
         """The queue id holding each recipient's claim, for the recipients that have a claim key."""
@@ -214,8 +247,11 @@ class Deliverer:
             if not earlier.marked:
                 refused = await self._admission(envelope, recipient, maildir, earlier, len(data))
                 if refused is not None:
+                    if earlier.claimed and claim is not None and refused.duplicate_of is None:
+                        # Not stored (no such user, quota, directory down): another copy may be meanwhile.
+                        await self.duplicates.release(claim, envelope.queue_id)
                     return refused
-                if claim is not None:
+                if claim is not None and not earlier.claimed:
                     # Claimed before the first byte is written: a crash from here on leaves the claim with
                     # our queue id, and the redelivery of our entry (which recognizes itself) stores it.
                     holder = await self.duplicates.claim(claim, envelope.queue_id)
@@ -233,7 +269,11 @@ class Deliverer:
                     await self.duplicates.release(claim, envelope.queue_id)
                 raise
             if not earlier.marked:
-                await self.redis.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
+                # A transaction: with a replicated Redis it returns once a replica has the marker, before
+                # the rename makes the file visible (and fetchable, deletable) in new/ (docs/ha.md).
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
+                    await pipe.execute()
             await asyncio.to_thread(mailbox_files.move_to_new, maildir, tmp, name)
         except OSError as exc:
             # Disk full, permissions, I/O error: the operator can fix these, so retry rather than bounce.

@@ -11,7 +11,7 @@ from shared.auth_client import AuthClient
 from shared.config.pop3 import Pop3Settings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
-from shared.redis_client import connect
+from shared.redis_client import connect_site
 
 log = logging.getLogger("services.pop3")
 
@@ -20,7 +20,7 @@ async def main() -> None:
     settings = Pop3Settings()
     setup_logging("pop3", settings.log_level)
     stop = stop_on_signals()
-    redis = connect(settings.redis_url)
+    redis = connect_site(settings)
     try:
         async with AuthClient(settings) as auth:
             env = SessionEnv(

@@ -1,5 +1,9 @@
 """The POP3 listener: accepts connections, enforces the connection limits, runs one session per connection
-and shuts down gracefully (stop accepting, let commands in progress finish, then cut what is left)."""
+and shuts down gracefully (stop accepting, let commands in progress finish, then cut what is left).
+
+Behind a front (HAProxy), a connection from a front YUBIN_PROXY_PROTOCOL_FROM trusts begins with a PROXY v2
+header (`shared.proxy_protocol`): its client address is the session's, for the per-address cap, login
+throttling (the auth service gets it) and the logs. Anyone else who sends such a header is closed."""
 
 import asyncio
 import contextlib
@@ -13,6 +17,7 @@ from services.pop3.session import Pop3Session, SessionEnv
 from services.pop3.wire import response
 from shared.config.pop3 import Pop3Settings
 from shared.log import log_context
+from shared.proxy_protocol import FirstOctets, ProxyHeaderError, read_header
 from shared.tls import server_tls_context
 
 log = logging.getLogger(__name__)
@@ -23,21 +28,52 @@ def tls_context(settings: Pop3Settings) -> ssl.SSLContext | None:
     return server_tls_context(settings.pop3_tls_cert, settings.pop3_tls_key)
 
 
+class Pop3Connection(asyncio.StreamReaderProtocol):
+    """What `asyncio.start_server` would make for each connection, plus a look at the first octets from an
+    address that is not a trusted front: a PROXY header from it closes the connection before the session
+    reads any of it."""
+
+    def __init__(self, server: "Pop3Server") -> None:
+        # The reader's limit bounds every line; the longest we accept is an AUTH line.
+        super().__init__(asyncio.StreamReader(limit=server.settings.pop3_max_auth_line), server._handle)
+        self._fronts = server.fronts
+        self._first_octets: FirstOctets | None = None
+        self._connection: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._connection = transport
+        peer = transport.get_extra_info("peername")
+        if self._fronts and not (peer and str(peer[0]) in self._fronts):
+            self._first_octets = FirstOctets()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._first_octets is not None and self._first_octets.header_seen(data):
+            assert self._connection is not None
+            peer = self._connection.get_extra_info("peername")
+            log.warning(
+                "connection refused: PROXY header from an address that is not a trusted front",
+                extra={"client_ip": str(peer[0]) if peer else "unknown"},
+            )
+            self._first_octets = None
+            self._connection.close()
+            return
+        super().data_received(data)
+
+
 class Pop3Server:
     def __init__(self, env: SessionEnv) -> None:
         self.env = env
         self.settings = env.settings
+        self.fronts = env.settings.proxy_fronts
         self._sessions: set[asyncio.Task[None]] = set()
         self._per_ip: Counter[str] = Counter()
         self._ids = itertools.count(1)
 
     async def serve(self, stop: asyncio.Event) -> None:
-        server = await asyncio.start_server(
-            self._handle,
-            self.settings.pop3_host,
-            self.settings.pop3_port,
-            # The reader's limit bounds every line; the longest we accept is an AUTH line.
-            limit=self.settings.pop3_max_auth_line,
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: Pop3Connection(self), self.settings.pop3_host, self.settings.pop3_port
         )
         log.info(
             "listening",
@@ -46,6 +82,7 @@ class Pop3Server:
                 "port": self.settings.pop3_port,
                 "stls": self.env.tls is not None,
                 "plaintext_auth": self.settings.pop3_allow_plaintext_auth,
+                "proxy_protocol_from": self.settings.proxy_protocol_from or None,
             },
         )
         if self.env.tls is None and not self.settings.pop3_allow_plaintext_auth:
@@ -72,6 +109,17 @@ class Pop3Server:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         client_ip = str(peer[0]) if peer else "unknown"
+        if client_ip in self.fronts:
+            try:
+                header = await read_header(reader, self.settings.proxy_protocol_timeout_s)
+            except ProxyHeaderError as exc:
+                log.warning(
+                    "connection refused: bad PROXY header", extra={"front": client_ip, "error": str(exc)}
+                )
+                await self._close(writer)
+                return
+            if header.client is not None:  # LOCAL (the front's health check): the front is the client
+                client_ip = header.client[0]
         task = asyncio.current_task()
         assert task is not None
         with log_context(session=f"pop3-{next(self._ids)}", client_ip=client_ip):
@@ -109,6 +157,10 @@ class Pop3Server:
         with contextlib.suppress(ConnectionError, TimeoutError):
             writer.write(response(answer))
             await asyncio.wait_for(writer.drain(), 5)
+        await Pop3Server._close(writer)
+
+    @staticmethod
+    async def _close(writer: asyncio.StreamWriter) -> None:
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()

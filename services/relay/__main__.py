@@ -22,7 +22,7 @@ from shared.bus import Consumer, run_consumer
 from shared.config.relay import RelaySettings
 from shared.lifecycle import stop_on_signals
 from shared.log import setup_logging
-from shared.redis_client import connect
+from shared.redis_client import connect_site
 from shared.streams import OUTBOUND, RELAY_GROUP
 
 log = logging.getLogger("services.relay")
@@ -66,7 +66,7 @@ def domain_delivery(settings: RelaySettings, connections: ConnectionCache) -> Do
 
 async def run(settings: RelaySettings) -> None:
     stop = stop_on_signals()
-    redis = connect(settings.redis_url)
+    redis = connect_site(settings)
     consumer = Consumer(redis, OUTBOUND, RELAY_GROUP, settings)
     retry = relay_retry_queue(redis)
     scheduler = asyncio.create_task(retry.run(stop, settings.relay_scheduler_max_sleep_s))

@@ -15,7 +15,7 @@ from services.submission.submission_policy import SubmissionPolicy
 from services.submission.tls import server_tls_context
 from shared.auth_client import AuthClient
 from shared.config.submission import SmtpRole, SubmissionSettings
-from shared.redis_client import connect
+from shared.redis_client import connect_site
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def role_policy(settings: SubmissionSettings, auth: AuthClient) -> RolePolicy:
 
 
 async def serve(settings: SubmissionSettings, stop: asyncio.Event) -> None:
-    redis = connect(settings.redis_url)
+    redis = connect_site(settings)
     auth = AuthClient(settings)
     policy = role_policy(settings, auth)
     handler = ReceptionHandler(settings, policy, RedisMessageQueue(redis))

@@ -11,6 +11,10 @@ enhanced status code added in `push`. We replace the verbs where we need differe
   the policy; aiosmtpd's own parser is lenient (comments, missing brackets).
 - VRFY/EXPN: never tell whether a mailbox exists.
 
+Behind a front (HAProxy) the client's address comes in a PROXY protocol v2 header, read before the
+greeting from the fronts YUBIN_PROXY_PROTOCOL_FROM trusts (`shared.proxy_protocol`); from then on it is the
+session's peer for everything below. Anyone else who sends such a header is closed.
+
 Limits: sessions in all and per client address, connection rate, idle time (shorter under stress;
 all in `connections`), total time, error replies per session, memory for message data, line
 length, message size (and recipients per message in `handler`).
@@ -36,6 +40,7 @@ from shared.auth_client import AuthUnavailable
 from shared.auth_protocols import LoginVerifier
 from shared.config.submission import SubmissionSettings
 from shared.line_reader import ConnectionClosed, LineTooLong, read_line
+from shared.proxy_protocol import FirstOctets, ProxyHeaderError, read_header
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,10 @@ class ReceptionSMTP(AiosmtpdSession):
         self._errors = 0
         self._last_activity = 0.0
         self._session_timer: asyncio.TimerHandle | None = None
+        self.fronts = settings.proxy_fronts
+        self._from_front = False  # the connection comes from a trusted front: its PROXY header is read first
+        self._proxied_peer: tuple[str, int] | None = None  # the client's address from that header
+        self._first_octets = FirstOctets()  # of a connection from anyone else: a PROXY header is refused
         # The stream limit bounds every line we buffer (commands and DATA).
         self.line_length_limit = settings.max_line_length + 1
         super().__init__(
@@ -98,12 +107,28 @@ class ReceptionSMTP(AiosmtpdSession):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = not self.starttls_seen and self.transport is None  # not the STARTTLS re-entry
         super().connection_made(transport)
-        if first:
-            self._last_activity = self.loop.time()
+        if not first:
+            if self._proxied_peer is not None:  # aiosmtpd's fresh session after STARTTLS has the front's
+                assert self.session is not None
+                self.session.peer = self._proxied_peer
+            return
+        self._last_activity = self.loop.time()
+        self._from_front = self.peer_ip() in self.fronts
+        if not self._from_front:  # a front's client is admitted by its own address, once the header is read
             self._refusal = self.registry.admit(self, self.peer_ip())
-            self._session_timer = self.loop.call_later(
-                self.settings.session_timeout_s, self.end_session, replies.SESSION_TOO_LONG
+        self._session_timer = self.loop.call_later(
+            self.settings.session_timeout_s, self.end_session, replies.SESSION_TOO_LONG
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.fronts and not self._from_front and self._first_octets.header_seen(data):
+            log.warning(
+                "connection refused: PROXY header from an address that is not a trusted front",
+                extra={"client": self.peer_ip()},
             )
+            self._close()
+            return
+        super().data_received(data)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._session_timer is not None:
@@ -112,11 +137,32 @@ class ReceptionSMTP(AiosmtpdSession):
         super().connection_lost(error)
 
     async def serve_commands(self) -> None:
+        if self._from_front and not await self._read_proxy_header():
+            self._close()
+            return
         if self._refusal is not None:
             await self._push_raw(self._refusal.reply(self.hostname, self.peer_ip()))
             self._close()
             return
         await super().serve_commands()
+
+    async def _read_proxy_header(self) -> bool:
+        """Take the client's address from the front's PROXY header and admit the session by it."""
+        front = self.peer_ip()
+        try:
+            header = await read_header(self.command_reader, self.settings.proxy_protocol_timeout_s)
+        except ProxyHeaderError as exc:
+            log.warning("connection refused: bad PROXY header", extra={"front": front, "error": str(exc)})
+            return False
+        if header.client is not None:
+            assert self.session is not None
+            self._proxied_peer = header.client
+            self.session.peer = header.client
+        log.debug(
+            "PROXY header", extra={"front": front, "client": self.peer_ip(), "command": header.command.name}
+        )
+        self._refusal = self.registry.admit(self, self.peer_ip())
+        return True
 
     def on_idle_timeout(self) -> None:
         # aiosmtpd restarts its idle timer per command; DATA lines only touch _last_activity (cheaper).

@@ -84,6 +84,15 @@ class AuthSettings(ServiceSettings):
         "checked as it has failures left; then it is answered 503 (a temporary failure). Keep it well "
         "under the clients' YUBIN_AUTH_TIMEOUT_S (seconds).",
     )
+    auth_login_cache_ttl_s: float = Field(
+        300.0,
+        ge=0,
+        description="How long a successful login is remembered, so the same username and password "
+        "against the same stored hash skip the password hash (argon2) at the next login; 0 turns it off. "
+        "A password change or a deleted or disabled user takes effect at once, on every replica. The "
+        "trade: meanwhile the process's memory holds a fast-to-check HMAC of the password "
+        "(docs/auth.md, Login cache) (seconds).",
+    )
 
     auth_password_min_length: int = Field(
         8, ge=1, le=1024, description="Shortest password the admin API accepts for a user."

@@ -13,13 +13,52 @@ class ServiceSettings(BaseSettings):
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis holding this site's queues, bodies and user directory (AOF, appendfsync always).",
+        description="Redis holding this site's queues, bodies and user directory (AOF, appendfsync always). "
+        "Ignored when YUBIN_REDIS_SENTINELS is set, except for its database number and password.",
+    )
+    # Replicated Redis (docs/ha.md). Unset: one Redis at YUBIN_REDIS_URL, as before.
+    redis_sentinels: str = Field(
+        "",
+        description="Comma-separated host:port of the Redis Sentinels watching this site's Redis; when set, "
+        "services ask them for the current primary and follow a failover (docs/ha.md). Empty: no Sentinel.",
+    )
+    redis_sentinel_master: str = Field(
+        "yubin", description="The name the Sentinels know this site's primary by (`sentinel monitor <name>`)."
+    )
+    redis_min_replicas_ack: int | None = Field(
+        None,
+        ge=0,
+        description="After every transaction (an accepted message, a consumer's final write) wait with WAIT "
+        "until this many replicas have it; fewer within the timeout is an error (SMTP answers 451). Empty: "
+        "1 with Sentinel, 0 (no WAIT) without.",
+    )
+    redis_replica_ack_timeout_ms: int = Field(
+        2000,
+        ge=1,
+        le=9000,
+        description="How long one WAIT waits for the replicas (milliseconds; below the 10 s socket timeout).",
     )
     hostname: str = Field(
         default_factory=socket.getfqdn,
         description="This mail server's host name: SMTP banner, EHLO, Received headers, DSN Reporting-MTA.",
     )
     log_level: str = Field("INFO", description="Python log level for the JSON logs on stderr.")
+
+    @property
+    def redis_sentinel_addresses(self) -> list[tuple[str, int]]:
+        """YUBIN_REDIS_SENTINELS as (host, port) pairs; [] when Sentinel is not used."""
+        addresses = []
+        for item in self.redis_sentinels.split(","):
+            if item.strip():
+                host, _, port = item.strip().rpartition(":")
+                addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+    @property
+    def redis_replicas_to_wait(self) -> int:
+        if self.redis_min_replicas_ack is not None:
+            return self.redis_min_replicas_ack
+        return 1 if self.redis_sentinel_addresses else 0
 
 
 class BusSettings(BaseSettings):

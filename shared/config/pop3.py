@@ -5,9 +5,10 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from shared.config.base import AuthClientSettings, ServiceSettings
+from shared.config.proxy import ProxyProtocolSettings
 
 
-class Pop3Settings(ServiceSettings, AuthClientSettings):
+class Pop3Settings(ServiceSettings, AuthClientSettings, ProxyProtocolSettings):
     """POP3 (RFC 1939 with RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH PLAIN) on the users' Maildirs."""
 
     pop3_host: str = Field("0.0.0.0", description="Address the POP3 server listens on.")

@@ -6,6 +6,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from shared.config.base import AuthClientSettings, ServiceSettings
+from shared.config.proxy import ProxyProtocolSettings
 
 
 class SmtpRole(StrEnum):
@@ -18,7 +19,7 @@ class SmtpRole(StrEnum):
 DEFAULT_PORTS = {SmtpRole.SUBMISSION: 587, SmtpRole.MX: 25}
 
 
-class SubmissionSettings(ServiceSettings, AuthClientSettings):
+class SubmissionSettings(ServiceSettings, AuthClientSettings, ProxyProtocolSettings):
     smtp_role: SmtpRole = Field(
         SmtpRole.SUBMISSION, description="Which role this process serves: `submission` (587) or `mx` (25)."
     )

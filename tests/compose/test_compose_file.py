@@ -45,6 +45,9 @@ SECRETS = {
         "ALICE_PASSWORD", "BOB_PASSWORD",
     )
 }  # fmt: skip
+# Not secrets: the `ha` profile's switches, set by infra/redis/compose-ha.env (docs/ha.md); empty/0 by default.
+HA_ENV_FILE = ROOT / "infra" / "redis" / "compose-ha.env"
+HA_SWITCHES = {"ALPHA_REDIS_SENTINELS": "", "BETA_REDIS_SENTINELS": "", "REDIS_MIN_REPLICAS_TO_WRITE": "0"}
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 YUBIN = yubin_services(COMPOSE)
 
@@ -94,7 +97,10 @@ def test_scripts_run_in_the_image_exist_and_are_copied_into_it() -> None:
 @pytest.mark.parametrize("name", sorted(YUBIN))
 def test_environment_is_real_settings_that_parse(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cls = settings_class(YUBIN[name])
-    env = {key: interpolate(value, SECRETS) for key, value in environment(SERVICES[name]).items()}
+    env = {
+        key: interpolate(value, {**SECRETS, **HA_SWITCHES})
+        for key, value in environment(SERVICES[name]).items()
+    }
     unknown = {key for key in env if key.startswith(ENV_PREFIX)} - setting_env_names(cls)
     assert not unknown, f"{name}: {sorted(unknown)} are not settings of {cls.__name__}"
     assert all(key.startswith(ENV_PREFIX) for key in env), f"{name}: a Yubin service reads only YUBIN_*"
@@ -188,19 +194,63 @@ def test_scalable_services_have_no_container_name_and_no_host_port(role: str) ->
         assert "ipv4_address" not in str(service.get("networks"))
 
 
-def test_the_front_reaches_every_replica_of_auth_and_pop3() -> None:
-    """HAProxy (`front`) publishes one port per site for the admin API and POP3, and its backends are the
-    scalable services by name (Docker's DNS resolves a scaled service's name to every replica)."""
+def test_the_front_reaches_every_replica_of_auth_pop3_and_the_smtp_listeners() -> None:
+    """HAProxy (`front`) publishes one port per site for the admin API, POP3, submission and MX, and its
+    backends are the services by name (Docker's DNS resolves a scaled service's name to every replica)."""
     cfg = HAPROXY_CFG.read_text()
     binds = {int(port) for port in re.findall(r"^\s*bind :(\d+)$", cfg, re.MULTILINE)}
     published = {int(port.split(":")[1]) for port in published_ports(SERVICES["front"])}
     assert binds == published
     backends = set(re.findall(r"server-template \w+ \d+ ([\w-]+):(\d+)", cfg))
-    assert backends == {(f"auth-{site}", "8080") for site in SITES} | {
-        (f"pop3-{site}", "110") for site in SITES
+    assert backends == {
+        (f"{role}-{site}", port)
+        for site in SITES
+        for role, port in (("auth", "8080"), ("pop3", "110"), ("submission", "587"), ("mx", "25"))
     }
     for service, _ in backends:
         assert "lab" in SERVICES[service]["networks"], f"{service} must share a network with front"
+
+
+def test_the_listeners_behind_the_front_keep_their_host_ports() -> None:
+    """Submission and MX moved behind the front; the host ports docs and tests use stayed the same."""
+    front = {port.removeprefix("127.0.0.1:") for port in published_ports(SERVICES["front"])}
+    for site, prefix in (("alpha", "10"), ("beta", "20")):
+        for role, port in (("submission", "587"), ("mx", "025"), ("pop3", "110")):
+            assert f"{prefix}{port}:{prefix}{port}" in front, (site, role)
+            assert not published_ports(SERVICES[f"{role}-{site}"]), f"{role}-{site} is reached through front"
+
+
+def test_the_front_passes_client_addresses_to_the_listeners_that_trust_only_it() -> None:
+    """PROXY v2 (issue 13 §1): HAProxy sends it to POP3, submission and MX (not to the admin API, which
+    speaks HTTP), and those listeners believe it from the front's fixed address and from nobody else, not
+    the dynamic range the other containers (the other site's relay among them) get addresses from."""
+    cfg = HAPROXY_CFG.read_text()
+    for line in re.findall(r"^\s*server-template .*$", cfg, re.MULTILINE):
+        service = re.search(r" ([\w-]+):\d+ ", line)
+        assert service is not None, line
+        behind = service.group(1).rsplit("-", 1)[0] in ("pop3", "submission", "mx")
+        assert ("send-proxy-v2" in line.split()) == behind, line
+    front = ipaddress.ip_address(SERVICES["front"]["networks"]["lab"]["ipv4_address"])
+    ipam = COMPOSE["networks"]["lab"]["ipam"]["config"][0]
+    dynamic = ipaddress.ip_network(ipam["ip_range"])
+    others = {
+        ipaddress.ip_address(s["networks"]["lab"]["ipv4_address"])
+        for name, s in SERVICES.items()
+        if name != "front"
+        and isinstance(s.get("networks"), dict)
+        and (s["networks"].get("lab") or {}).get("ipv4_address")
+    }
+    for name in YUBIN:
+        trusted = environment(SERVICES[name]).get("YUBIN_PROXY_PROTOCOL_FROM")
+        if name.rsplit("-", 1)[0] not in ("pop3", "submission", "mx"):
+            assert trusted is None, name
+            continue
+        assert trusted is not None, f"{name} must take client addresses from front"
+        networks = [ipaddress.ip_network(n.strip()) for n in trusted.split(",")]
+        assert any(front in n for n in networks), name
+        for network in networks:
+            assert not network.overlaps(dynamic), (name, network)
+            assert not any(address in network for address in others), (name, network)
 
 
 def test_depends_on_waits_for_health() -> None:
@@ -236,7 +286,7 @@ def test_fixed_addresses_are_outside_the_dynamic_range() -> None:
         for s in SERVICES.values()
         if isinstance(s.get("networks"), dict) and (s["networks"].get("lab") or {}).get("ipv4_address")
     ]
-    assert len(fixed) == 3  # CoreDNS and the two MX servers
+    assert len(fixed) == 4  # CoreDNS, the two MX servers and the front
     for address in fixed:
         assert address in subnet and address not in dynamic, address
 
@@ -265,7 +315,7 @@ def test_ci_override_builds_offline_and_only_replaces_what_cannot_be_pulled() ->
 
 
 def test_gen_env_makes_every_secret_compose_needs() -> None:
-    needed = set(re.findall(r"\$\{(\w+):-", COMPOSE_FILE.read_text()))
+    needed = set(re.findall(r"\$\{(\w+):-", COMPOSE_FILE.read_text())) - set(HA_SWITCHES)
     assert needed == set(SECRETS)
     script = ROOT / "infra" / "docker" / "gen-env.sh"
     out = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True).stdout
@@ -303,3 +353,49 @@ def test_plain_docker_compose_up_needs_no_env_file() -> None:
     variables = re.findall(r"\$\{[^}]*\}", text)
     assert variables, "the secrets are expected to be overridable from .env"
     assert [v for v in variables if ":-" not in v] == []
+
+
+def ha_env() -> dict[str, str]:
+    lines = HA_ENV_FILE.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_ha_profile_sets_every_switch_and_nothing_else() -> None:
+    assert set(ha_env()) == set(HA_SWITCHES)
+    text = COMPOSE_FILE.read_text()
+    for name in HA_SWITCHES:
+        assert f"${{{name}:-" in text, name
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_the_ha_profile_gives_each_site_a_replica_and_three_sentinels_on_its_own_network(site: str) -> None:
+    env = ha_env()
+    sentinels = env[f"{site.upper()}_REDIS_SENTINELS"].split(",")
+    assert len(sentinels) == 3
+    for address in sentinels:
+        host, _, port = address.rpartition(":")
+        assert SERVICES[host]["profiles"] == ["ha"] and SERVICES[host]["networks"] == [site], host
+        assert port == "26379"
+        assert f"redis-{site}/" in " ".join(SERVICES[host]["command"]), "monitors its own site's primary"
+    replica = SERVICES[f"redis-replica-{site}"]
+    assert replica["profiles"] == ["ha"] and replica["networks"] == [site]
+    script = " ".join(replica["command"])
+    assert (
+        f"'replicaof redis-{site} 6379'" in script
+        and "include /usr/local/etc/redis/replication.conf" in script
+    )
+    # Every Yubin service of the site reads the switch; the primary enforces min-replicas-to-write with it.
+    for name in YUBIN:
+        if name.endswith(f"-{site}"):
+            assert (
+                environment(SERVICES[name])["YUBIN_REDIS_SENTINELS"]
+                == f"${{{site.upper()}_REDIS_SENTINELS:-}}"
+            )
+    assert "${REDIS_MIN_REPLICAS_TO_WRITE:-0}" in SERVICES[f"redis-{site}"]["command"]
+
+
+def test_sentinel_conf_needs_two_sentinels_to_agree() -> None:
+    conf = (ROOT / "infra" / "redis" / "sentinel.conf").read_text()
+    assert re.search(r"^sentinel monitor yubin SITE_PRIMARY_HOST 6379 2$", conf, re.MULTILINE)
+    replication = (ROOT / "infra" / "redis" / "replication.conf").read_text()
+    assert re.search(r"^min-replicas-to-write 1$", replication, re.MULTILINE)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from yubin.lab.config import ROOT, lab_config, with_free_ports
+from yubin.lab.ha import with_ha
 from yubin.lab.info import build_info, write_info
 from yubin.lab.processes import ProcessSpec
 from yubin.lab.provision import provision
@@ -64,8 +65,10 @@ class ManagedProcess:
 
 
 class NativeLab:
-    def __init__(self, lab_dir: Path, settings: dict[str, str]) -> None:
+    def __init__(self, lab_dir: Path, settings: dict[str, str], *, ha: bool = False) -> None:
         self.config = with_free_ports(lab_config(lab_dir, standard_ports=False, settings=settings))
+        if ha:  # `yubin lab up --ha`: a primary, a replica and three Sentinels per site
+            self.config = with_ha(self.config, free_ports=True)
         self.credentials, specs = prepare(self.config)
         log_dir = lab_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)

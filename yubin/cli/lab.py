@@ -12,6 +12,7 @@ from yubin.cli.errors import CliError, ExitCode
 from yubin.cli.lab_endpoints import add_lab_options, load_lab
 from yubin.lab.certs import CertificateError
 from yubin.lab.config import LAB_DIR_ENV, default_lab_dir, lab_config, with_free_ports
+from yubin.lab.ha import with_ha
 from yubin.lab.info import pid_alive
 from yubin.lab.processes import UnknownSetting
 from yubin.lab.provision import ProvisionError
@@ -56,6 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="processes per site of a stream consumer, e.g. relay=3,delivery=2 (the listeners run once "
         "natively; scale those in the compose lab)",
     )
+    up.add_argument(
+        "--ha",
+        action="store_true",
+        help="each site's Redis as primary + replica + 3 Sentinels; services follow failovers (docs/ha.md)",
+    )
     up.add_argument("--info-file", type=Path, help="also write the lab info JSON here once the lab is ready")
     up.add_argument(
         "--log", type=Path, help="append the processes' output here (default <lab dir>/lab.log; '-': stdout)"
@@ -95,6 +101,8 @@ def lab_up(args: argparse.Namespace) -> int:
     )
     if args.free_ports:
         config = with_free_ports(config)
+    if args.ha:
+        config = with_ha(config, free_ports=args.free_ports)
     log_file = None
     try:
         if args.log is not None:

@@ -8,6 +8,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import dns.rdatatype
 import dns.zone
@@ -74,6 +75,8 @@ class LabConfig:
     dns_port: int
     settings: dict[str, str] = field(default_factory=dict)
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
+    ha_ports: dict[str, Any] = field(default_factory=dict)
+    """`--ha`: each site's replica and Sentinel ports (`yubin.lab.ha.HAPorts`) by domain; empty: one Redis."""
     replicas: dict[str, int] = field(default_factory=dict)
     """Processes per site of a service that scales (`--replicas relay=3`; yubin/lab/replicas.py); 1 if absent."""
 

@@ -4,8 +4,8 @@ The shape is a contract (issue 6) that `yubin --lab`, the end-to-end tests and t
 that the docker compose lab writes too:
 `{"dns": "HOST:PORT", "sites": {"alpha.test": {"submission": "HOST:PORT", "mx": "HOST:PORT",
 "pop3": "HOST:PORT", "admin": "http://HOST:PORT", "admin_token": "...", "users": {ADDRESS: PASSWORD}}}}`.
-The native lab adds `redis`, `mail_root`, `replicas` (processes per scalable service: `--replicas`),
-`tls_cert`, `runner_pid` and `lab_dir`.
+The native lab adds `redis` (and with `--ha` `redis_sentinels`), `mail_root`, `replicas` (processes per
+scalable service: `--replicas`), `tls_cert`, `runner_pid` and `lab_dir`.
 """
 
 import json
@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from yubin.lab import ha
 from yubin.lab.config import LabConfig
 from yubin.lab.credentials import SiteCredentials
 from yubin.lab.replicas import SCALABLE_ROLES
@@ -39,6 +40,8 @@ def build_info(
             "mail_root": str(config.mail_root(site)),
             "replicas": {role: config.replica_count(role) for role in SCALABLE_ROLES},
         }
+        if config.ha_ports:
+            sites[site.domain]["redis_sentinels"] = ha.sentinels_setting(config, site)
     info: dict[str, Any] = {
         "dns": f"{config.dns_address}:{config.dns_port}",
         "sites": sites,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from yubin.lab import nsd
+from yubin.lab import ha, nsd
 from yubin.lab.config import ROOT, LabConfig, Site
 from yubin.lab.credentials import SiteCredentials
 from yubin.lab.replicas import check_replicas, replica_names
@@ -92,6 +92,7 @@ def role_env(config: LabConfig, site: Site, role: str, creds: SiteCredentials) -
         "YUBIN_REDIS_URL": site.redis_url,
         "YUBIN_HOSTNAME": site.mx_host,
         "YUBIN_LOG_LEVEL": "INFO",
+        **ha.service_env(config, site),
     }
     auth_client = {"YUBIN_AUTH_URL": site.admin_url, "YUBIN_SERVICE_TOKEN": creds.service_token}
     mail_root = {"YUBIN_MAIL_ROOT": str(config.mail_root(site))}
@@ -182,6 +183,10 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
         )
     ]
     for site in config.sites:
+        if config.ha_ports:
+            for process in ha.redis_processes(config, site, binary("redis-server")):
+                specs.append(ProcessSpec(**process, site=site.domain, role="redis"))
+            continue
         redis_dir = config.site_dir(site) / "redis"
         specs.append(
             ProcessSpec(
@@ -242,3 +247,5 @@ def prepare_directories(config: LabConfig, zones_dir: Path) -> None:
     for site in config.sites:
         (config.site_dir(site) / "redis").mkdir(parents=True, exist_ok=True)
         config.mail_root(site).mkdir(parents=True, exist_ok=True)
+    if config.ha_ports:
+        ha.prepare(config)

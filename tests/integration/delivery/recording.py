@@ -97,8 +97,14 @@ class Recorder:
                 self.crash_before_exec = None
                 await pipe.reset()
                 raise Crash(names)
+            stack = list(pipe.command_stack)
             result = await real_execute(pipe, raise_on_error)
-            self._record(Event("exec", commands=names))
+            # A one-command transaction (the marker, the duplicate claim: made transactions so that a
+            # replicated Redis confirms them, docs/ha.md) is known by its key, as a single command is.
+            key = stack[0][0][1] if len(stack) == 1 and len(stack[0][0]) > 1 else ""
+            self._record(
+                Event("exec", commands=names, key=key.decode() if isinstance(key, bytes) else str(key))
+            )
             return result
 
         monkeypatch.setattr(os, "write", write)

@@ -210,3 +210,20 @@ async def test_a_real_redelivery_over_smtp_is_still_suppressed(
     stored_id = suppressed.detail["original_queue_id"]
     assert sorted([suppressed.queue_id, stored_id]) == sorted(queue_ids)
     assert unique_of(name) == delivery_unique(stored_id, ANN)
+
+
+async def test_a_copy_refused_for_the_recipient_holds_no_claim_that_would_suppress_a_later_one(
+    site, start_delivery, redis: Redis, mail_root: Path
+) -> None:
+    """The claim is taken before the user and quota checks (one round trip for both); a recipient they
+    refuse gives it back, so a copy sent again once the mailbox has room is not taken for a duplicate."""
+    site.patch_user(ANN, quota_bytes=1)  # the message is larger than the whole quota: refused for good
+    start_delivery()
+    refused = await send(redis, BODY, "carol@beta.test", [ANN, BOB], message_id="<refused@beta.test>")
+    await all_released(redis, [refused])
+
+    assert stored_queue_ids(mail_root, BOB, [refused]) == [refused.queue_id]
+    assert stored_queue_ids(mail_root, ANN, [refused]) == []
+    digest = copy_digest("refused@beta.test", refused.sender, BODY, refused.prepended)
+    assert await redis.get(claim_key(digest, BOB)) == refused.queue_id.encode()
+    assert await redis.get(claim_key(digest, ANN)) is None

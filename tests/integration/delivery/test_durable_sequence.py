@@ -87,7 +87,7 @@ async def test_file_fsync_marker_rename_directory_fsync_then_ack(
     last_write = recorder.last_index("write", lambda e: e.kind == "write" and e.path == tmp_file)
     file_synced = recorder.index("fsync of the file", lambda e: e.kind == "fsync" and e.path == tmp_file)
     marker = MARKER.format(envelope.queue_id, ANN)
-    marked = recorder.index("the marker", lambda e: e.kind == "command" and e.key == marker)
+    marked = recorder.index("the marker", lambda e: e.kind in ("command", "exec") and e.key == marker)
     dir_synced = recorder.last_index("fsync of new/", lambda e: e.kind == "fsync" and e.path == str(new_dir))
     acked = recorder.index("the acknowledgement", acknowledges)
 
@@ -104,7 +104,7 @@ def after_write_fsync(mail_root: Path):
 
 
 def after_marker(e: Event) -> bool:
-    return e.kind == "command" and e.key.startswith("yubin:delivered:")
+    return e.kind in ("command", "exec") and e.key.startswith("yubin:delivered:")
 
 
 def after_rename(e: Event) -> bool:

@@ -145,8 +145,8 @@ async def test_parallel_guesses_are_counted_exactly_and_checked_only_while_free(
 async def test_parallel_good_logins_of_one_user_all_succeed(service):
     """Attempts in progress count against the failures left, but they make later attempts wait, never
     fail: eight clients of one user logging in at once all get in, one hash check each, also right
-    after two typos from the same place."""
-    app, _, internal = await service()
+    after two typos from the same place. (Login cache off: the later ones would be answered from it.)"""
+    app, _, internal = await service(auth_login_cache_ttl_s=0)
     for _ in range(2):
         assert await verify(internal, "bob@alpha.test", "typo", "192.0.2.10") == FAILED
     before = app.state.parts.passwords.verifications

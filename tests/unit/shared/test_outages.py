@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.auth_client import AuthUnavailable
 from shared.models import Envelope
 from shared.outages import describe, is_outage
+from shared.redis_client import NotReplicated
 
 
 def validation_error() -> ValidationError:
@@ -31,6 +32,12 @@ def validation_error() -> ValidationError:
         BusyLoadingError("Redis is loading the dataset in memory"),
         ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
         ExecAbortError("EXECABORT Transaction discarded because of: OOM command not allowed"),
+        # A replicated Redis (docs/ha.md): refused inside MULTI, as redis-py annotates it; WAIT fell short.
+        ResponseError(
+            "Command # 1 (SET yubin:body:1 x) of pipeline caused error: "
+            "('NOREPLICAS Not enough good replicas to write.',)"
+        ),
+        NotReplicated("transaction acknowledged by 0 of 1 replicas within 2000 ms"),
         ConnectionRefusedError(111, "Connection refused"),
         TimeoutError(),
         OSError(28, "No space left on device"),
@@ -50,6 +57,9 @@ def test_outages(exc: BaseException) -> None:
         KeyError("queue_id"),
         ValueError("bad"),
         ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ResponseError(
+            "Command # 2 (XADD s * a b) of pipeline caused error: ('WRONGTYPE Operation against a key',)"
+        ),
         validation_error(),
         AssertionError(),
     ],
