@@ -263,7 +263,7 @@ def test_every_message_arrives_once_while_a_replica_of_each_is_killed(
         doubled = {t: c for t, c in found.items() if c > 1}
         assert not doubled, f"{address} got duplicates: {doubled}"
 
-    # Every relay and delivery replica (the killed ones too, before they died) did some of the work.
+    # Every relay and delivery replica that was not killed did some of the work.
     work = {"relay-alpha": "attempt finished", "delivery-alpha": "stored"}
     done: dict[str, dict[str, int]] = {}
     for service, event in work.items():
@@ -275,7 +275,12 @@ def test_every_message_arrives_once_while_a_replica_of_each_is_killed(
             )
             for r in docker.replicas(service, running_only=False)
         }
-        assert all(done[service].values()), f"{service}: a replica did nothing: {done[service]}"
+        # A replica killed early may have had nothing yet (seen on a quiet machine: the relay killed at
+        # message 60 had not finished an attempt); every one that lived through the run must have worked.
+        survivors = {c: n for c, n in done[service].items() if c not in killed}
+        assert len(survivors) >= 2 and all(survivors.values()), (
+            f"{service}: a replica did nothing: {done[service]}"
+        )
     print(
         f"\nscaled run: {COUNT} messages sent in {sent_in:.0f} s ({temporary} 4xx answers sent again), "
         f"all arrived {arrived_in:.0f} s after the first was sent; killed {killed}; work per replica {done}"
