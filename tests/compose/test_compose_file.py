@@ -84,6 +84,8 @@ def test_scripts_run_in_the_image_exist_and_are_copied_into_it() -> None:
             assert command[0] in ("python", "sh"), name
             scripts.append(command[1])
         health = service.get("healthcheck", {}).get("test", [])
+        if health[:5] == ["CMD", "timeout", "-s", "KILL", "5"]:
+            health = ["CMD", *health[5:]]
         if health[:2] == ["CMD", "python"]:
             scripts.append(health[2])
     assert scripts

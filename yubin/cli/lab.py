@@ -17,6 +17,7 @@ from yubin.lab.ha import with_ha
 from yubin.lab.info import pid_alive
 from yubin.lab.processes import UnknownSetting
 from yubin.lab.provision import ProvisionError
+from yubin.lab.replicas import ReplicasError, parse_replicas
 from yubin.lab.runner import LabError, run_lab
 
 
@@ -49,6 +50,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="YUBIN_NAME=VALUE",
         help="a setting for every service that has it, e.g. YUBIN_RELAY_RETRY_SCHEDULE_S=1,2 (repeatable)",
+    )
+    up.add_argument(
+        "--replicas",
+        default="",
+        metavar="ROLE=N[,ROLE=N]",
+        help="processes per site of a stream consumer, e.g. relay=3,delivery=2 (the listeners run once "
+        "natively; scale those in the compose lab)",
     )
     up.add_argument(
         "--ha",
@@ -92,11 +100,16 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
 
 
 def lab_up(args: argparse.Namespace) -> int:
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ReplicasError as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from exc
     config = lab_config(
         args.lab_dir,
         standard_ports=args.standard_ports,
         settings=parse_settings(args.set),
         prometheus=args.prometheus,
+        replicas=replicas,
     )
     if args.free_ports:
         config = with_free_ports(config)
@@ -131,6 +144,8 @@ def lab_info(args: argparse.Namespace) -> int:
         for key in ("submission", "mx", "pop3", "admin"):
             print(f"  {key:<11} {site[key]}")
         print(f"  {'admin token':<11} {site['admin_token']}")
+        if scaled := {role: n for role, n in site.get("replicas", {}).items() if n > 1}:
+            print(f"  {'replicas':<11} {', '.join(f'{role} x{n}' for role, n in scaled.items())}")
         for key, url in info.get("metrics", {}).items():
             if key.startswith(domain + "/"):
                 print(f"  {'metrics':<11} {url}  ({key.partition('/')[2]})")

@@ -103,10 +103,26 @@ class LabConfig:
     """Extra YUBIN_* settings (e.g. short retry delays for tests); each goes to the services that have it."""
     ha_ports: dict[str, Any] = field(default_factory=dict)
     """`--ha`: each site's replica and Sentinel ports (`yubin.lab.ha.HAPorts`) by domain; empty: one Redis."""
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Processes per site of a service that scales (`--replicas relay=3`; yubin/lab/replicas.py); 1 if absent."""
     metrics_ports: dict[str, int] = field(default_factory=dict)
     """Metrics port by `metrics_key` where it is not the fixed one (`with_free_ports` fills it)."""
     prometheus_port: int | None = None
     """Run Prometheus against the lab on PROMETHEUS_ADDRESS at this port (`--prometheus`); None: do not."""
+    console_address: str = CONSOLE_ADDRESS
+    console_port: int = CONSOLE_PORT
+
+    def replica_count(self, role: str) -> int:
+        return self.replicas.get(role, 1)
+
+    def metrics_processes(self) -> list[tuple[Site, str, int]]:
+        """(site, role, replica) of every process that serves /metrics."""
+        return [
+            (site, role, replica)
+            for site in self.sites
+            for role in METRICS_ROLES
+            for replica in range(self.replica_count(role))
+        ]
 
     def metrics_port(self, site: Site, role: str, replica: int = 0) -> int:
         """The port of one process's /metrics: a function of the process, so each replica has its own."""
@@ -123,9 +139,6 @@ class LabConfig:
     @property
     def prometheus_url(self) -> str | None:
         return None if self.prometheus_port is None else f"http://{PROMETHEUS_ADDRESS}:{self.prometheus_port}"
-
-    console_address: str = CONSOLE_ADDRESS
-    console_port: int = CONSOLE_PORT
 
     def site(self, domain: str) -> Site:
         for site in self.sites:
@@ -198,6 +211,7 @@ def lab_config(
     standard_ports: bool | None = None,
     settings: dict[str, str] | None = None,
     prometheus: bool = False,
+    replicas: dict[str, int] | None = None,
 ) -> LabConfig:
     """The lab with fixed ports: the standard ones as root, high ones otherwise."""
     addresses = zone_addresses()
@@ -214,6 +228,7 @@ def lab_config(
         resolver_port=STANDARD_RESOLVER_PORT if standard else HIGH_RESOLVER_PORT,
         settings=dict(settings or {}),
         prometheus_port=PROMETHEUS_PORT if prometheus else None,
+        replicas=dict(replicas or {}),
     )
 
 
@@ -254,10 +269,12 @@ def with_free_ports(config: LabConfig) -> LabConfig:
     sites = []
     metrics_ports: dict[str, int] = {}
     for site in config.sites:
-        ports = distinct_free_ports(site.address, count + len(METRICS_ROLES))
+        processes = [(role, replica) for s, role, replica in config.metrics_processes() if s == site]
+        ports = distinct_free_ports(site.address, count + len(processes))
         sites.append(replace(site, ports=SitePorts(*ports[:count])))
         metrics_ports |= {
-            metrics_key(site.domain, r): p for r, p in zip(METRICS_ROLES, ports[count:], strict=True)
+            metrics_key(site.domain, role, replica): p
+            for (role, replica), p in zip(processes, ports[count:], strict=True)
         }
     prometheus_port = None if config.prometheus_port is None else free_port(PROMETHEUS_ADDRESS)
     dns_port = free_dns_port(config.dns_address)

@@ -4,9 +4,10 @@ The shape is a contract (issue 6) that `yubin --lab`, the end-to-end tests and t
 that the docker compose lab writes too:
 `{"dns": "HOST:PORT", "sites": {"alpha.test": {"submission": "HOST:PORT", "mx": "HOST:PORT",
 "pop3": "HOST:PORT", "admin": "http://HOST:PORT", "admin_token": "...", "users": {ADDRESS: PASSWORD}}}}`.
-The native lab adds `redis` (and with `--ha` `redis_sentinels`), `mail_root`, `tls_cert`, `runner_pid`,
-`lab_dir`, `metrics` (each process's /metrics URL by `alpha.test/relay`) and, with `--prometheus`,
-`prometheus` (its URL); both labs add the web console's URL and password (`console`, `console_password`).
+The native lab adds `redis` (and with `--ha` `redis_sentinels`), `mail_root`, `replicas` (processes per
+scalable service: `--replicas`), `tls_cert`, `runner_pid`, `lab_dir`, `metrics` (each process's /metrics URL
+by `alpha.test/relay`, `alpha.test/relay-1` for a second replica) and, with `--prometheus`, `prometheus`
+(its URL); both labs add the web console's URL and password (`console`, `console_password`).
 """
 
 import json
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from yubin.lab import ha
-from yubin.lab.config import METRICS_ROLES, LabConfig, metrics_key
+from yubin.lab.config import LabConfig, metrics_key
 from yubin.lab.console import console_password, console_url
 from yubin.lab.credentials import SiteCredentials
+from yubin.lab.replicas import SCALABLE_ROLES
 
 
 class LabNotRunning(RuntimeError):
@@ -39,6 +41,7 @@ def build_info(
             "users": dict(creds.users),
             "redis": site.redis_url,
             "mail_root": str(config.mail_root(site)),
+            "replicas": {role: config.replica_count(role) for role in SCALABLE_ROLES},
         }
         if config.ha_ports:
             sites[site.domain]["redis_sentinels"] = ha.sentinels_setting(config, site)
@@ -49,9 +52,8 @@ def build_info(
         "tls_cert": str(config.cert_file),
         "lab_dir": str(config.lab_dir),
         "metrics": {
-            metrics_key(site.domain, role): config.metrics_url(site, role)
-            for site in config.sites
-            for role in METRICS_ROLES
+            metrics_key(site.domain, role, replica): config.metrics_url(site, role, replica)
+            for site, role, replica in config.metrics_processes()
         },
         "console": console_url(config),
         "console_password": console_password(config),

@@ -18,6 +18,7 @@ from yubin.lab import ha, nsd, prometheus
 from yubin.lab.config import PROMETHEUS_ADDRESS, ROOT, LabConfig, Site
 from yubin.lab.console import console_argv, console_env
 from yubin.lab.credentials import SiteCredentials
+from yubin.lab.replicas import check_replicas, replica_names
 
 REDIS_CONF = ROOT / "infra" / "redis" / "redis.conf"
 ENV_PREFIX = "YUBIN_"
@@ -179,6 +180,7 @@ def nsd_config(config: LabConfig, zones_dir: Path) -> str:
 
 
 def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) -> list[ProcessSpec]:
+    check_replicas(config.replicas)
     specs = [
         ProcessSpec(
             "dns",
@@ -234,17 +236,21 @@ def build_processes(config: LabConfig, credentials: dict[str, SiteCredentials]) 
                 # address (the peer's Received header names alpha, not 127.0.0.1); containers need not.
                 env["YUBIN_RELAY_SOURCE_ADDRESS"] = site.address
             env = apply_overrides(config, role, env)
-            specs.append(
-                ProcessSpec(
-                    f"{site.name}-{role.name}",
-                    (sys.executable, "-m", role.module),
-                    env=env,
-                    site=site.domain,
-                    role=role.name,
-                    listens=listen_address(site, role.name),
-                    metrics=(site.address, config.metrics_port(site, role.name)),
+            # Replicas differ in name and metrics port: each consumer names itself (host and pid) in its group.
+            names = replica_names(f"{site.name}-{role.name}", config.replica_count(role.name))
+            for replica, name in enumerate(names):
+                metrics_port = config.metrics_port(site, role.name, replica)
+                specs.append(
+                    ProcessSpec(
+                        name,
+                        (sys.executable, "-m", role.module),
+                        env={**env, "YUBIN_METRICS_PORT": str(metrics_port)},
+                        site=site.domain,
+                        role=role.name,
+                        listens=listen_address(site, role.name),
+                        metrics=(site.address, metrics_port),
+                    )
                 )
-            )
     if config.prometheus_port is not None:
         specs.append(
             ProcessSpec(

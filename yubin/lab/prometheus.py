@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from string import Template
 
-from yubin.lab.config import METRICS_ROLES, PROMETHEUS_ADDRESS, ROOT, LabConfig
+from yubin.lab.config import PROMETHEUS_ADDRESS, ROOT, LabConfig
 
 TEMPLATE = ROOT / "infra" / "prometheus" / "native.yml.template"
 SCRAPE_INTERVAL = "5s"
@@ -18,11 +18,10 @@ def targets(config: LabConfig) -> list[dict]:
     """One static config per process: `host:port` of its /metrics, with its site and role."""
     return [
         {
-            "targets": [f"{site.address}:{config.metrics_port(site, role)}"],
-            "labels": {"site": site.domain, "role": role},
+            "targets": [f"{site.address}:{config.metrics_port(site, role, replica)}"],
+            "labels": {"site": site.domain, "role": role, "replica": str(replica)},
         }
-        for site in config.sites
-        for role in METRICS_ROLES
+        for site, role, replica in config.metrics_processes()
     ]
 
 

@@ -28,7 +28,7 @@ def test_each_site_runs_a_primary_a_replica_and_three_sentinels(tmp_path: Path) 
             assert specs[name].listens[0] == site.address, name
         assert specs[f"{site.name}-sentinel-1"].argv[-1] == "--sentinel"
         for spec in specs.values():
-            if spec.site == site.domain and spec.role not in ("redis", None):
+            if spec.site == site.domain and spec.role not in ("redis", "console", None):
                 assert spec.env["YUBIN_REDIS_SENTINELS"] == ",".join(
                     f"{site.address}:{p}" for p in config.ha_ports[site.domain].sentinels
                 ), spec.name
@@ -40,7 +40,7 @@ def test_without_ha_the_services_are_told_there_is_no_sentinel(tmp_path: Path) -
     config = lab_config(tmp_path / "lab", standard_ports=False)
     specs = build_processes(config, load_or_create(config))
     assert not [spec for spec in specs if "sentinel" in spec.name]
-    assert {spec.env.get("YUBIN_REDIS_SENTINELS") for spec in specs if spec.role not in ("redis", None)} == {
+    assert {spec.env.get("YUBIN_REDIS_SENTINELS") for spec in specs if spec.role not in ("redis", "console", None)} == {
         ""
     }
 
