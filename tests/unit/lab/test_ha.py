@@ -40,9 +40,9 @@ def test_without_ha_the_services_are_told_there_is_no_sentinel(tmp_path: Path) -
     config = lab_config(tmp_path / "lab", standard_ports=False)
     specs = build_processes(config, load_or_create(config))
     assert not [spec for spec in specs if "sentinel" in spec.name]
-    assert {spec.env.get("YUBIN_REDIS_SENTINELS") for spec in specs if spec.role not in ("redis", "console", None)} == {
-        ""
-    }
+    assert {
+        spec.env.get("YUBIN_REDIS_SENTINELS") for spec in specs if spec.role not in ("redis", "console", None)
+    } == {""}
 
 
 def test_node_files_announce_the_site_address_and_survive_a_sentinel_rewrite(tmp_path: Path) -> None:
