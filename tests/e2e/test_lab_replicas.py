@@ -14,7 +14,6 @@ import re
 import signal
 import smtplib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 from tests.e2e.conftest import E2E_SETTINGS, Lab
 from tests.e2e.mail import hostport, maildrop, token, wait_for
 from tests.e2e.test_lab_runner import ctrl_c, lab_ps
+from tests.e2e.test_lab_runner import start_lab as start_lab_with
 
 ALICE = "alice@alpha.test"
 BOB = "bob@beta.test"
@@ -32,35 +32,7 @@ KILLED = ("alpha-relay-1", "alpha-delivery-2", "beta-delivery-1")
 
 def start_lab(lab_dir: Path) -> tuple[subprocess.Popen, dict]:
     settings = [arg for key, value in E2E_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "yubin.cli",
-            "lab",
-            "up",
-            "--free-ports",
-            "--lab-dir",
-            str(lab_dir),
-            "--replicas",
-            "relay=2,delivery=2",
-            *settings,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    info_file = lab_dir / "lab-info.json"
-
-    def ready() -> dict | None:
-        if proc.poll() is not None:
-            raise AssertionError(f"yubin lab up exited {proc.returncode}: {proc.stdout.read().decode()}")
-        if info_file.exists():
-            info = json.loads(info_file.read_text())
-            if info.get("runner_pid") == proc.pid:
-                return info
-        return None
-
-    return proc, wait_for("the lab to come up", ready, timeout=120, every=0.2)
+    return start_lab_with(lab_dir, "--replicas", "relay=2,delivery=2", *settings, timeout=120)
 
 
 def tokens(lab: Lab, address: str, run: str) -> collections.Counter[str]:

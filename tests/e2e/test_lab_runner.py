@@ -23,9 +23,10 @@ BOB = "bob@beta.test"
 INFO_KEYS = {"submission", "mx", "pop3", "admin", "admin_token", "users"}
 
 
-def start_lab(lab_dir: Path) -> tuple[subprocess.Popen, dict]:
+def start_lab(lab_dir: Path, *options: str, timeout: float = 90) -> tuple[subprocess.Popen, dict]:
+    """`yubin lab up --free-ports` with `options`, once its lab-info names this runner."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "yubin.cli", "lab", "up", "--free-ports", "--lab-dir", str(lab_dir)],
+        [sys.executable, "-m", "yubin.cli", "lab", "up", "--free-ports", "--lab-dir", str(lab_dir), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -40,7 +41,7 @@ def start_lab(lab_dir: Path) -> tuple[subprocess.Popen, dict]:
                 return info
         return None
 
-    return proc, wait_for("the lab to come up", ready, timeout=90, every=0.2)
+    return proc, wait_for("the lab to come up", ready, timeout=timeout, every=0.2)
 
 
 def ctrl_c(proc: subprocess.Popen) -> tuple[int, str]:
