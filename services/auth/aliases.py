@@ -27,6 +27,7 @@ from services.auth.directory import (
     stage_alias,
     user_key,
 )
+from services.auth.paging import page_of_records
 from shared.models import Alias, utcnow
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,8 @@ class Aliases:
     async def page(self, domain: str | None, limit: int, offset: int) -> tuple[list[Alias], int]:
         """One page of aliases ordered by address, and how many there are in all."""
         index = domain_aliases_key(domain) if domain else ALIASES
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrange(index, offset, offset + limit - 1)
-            pipe.zcard(index)
-            page, total = await pipe.execute()
-        addresses = [a.decode() for a in page]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for address in addresses:
-                pipe.hgetall(alias_key(address))
-            records = await pipe.execute()
-        return [_alias(a, f) for a, f in zip(addresses, records, strict=True) if f], total
+        records, total = await page_of_records(self.redis, index, alias_key, limit, offset)
+        return [_alias(address, fields) for address, fields in records], total
 
     async def delete(self, address: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

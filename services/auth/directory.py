@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.auth.addresses import domain_of
+from services.auth.paging import page_of_records
 from shared.models import Domain, User, utcnow
 
 PREFIX = "yubin:auth:"
@@ -218,18 +219,8 @@ class Directory:
     async def list_users(self, domain: str | None, limit: int, offset: int) -> tuple[list[StoredUser], int]:
         """One page of users ordered by address, and how many there are in all."""
         index = domain_users_key(domain) if domain else USERS
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrange(index, offset, offset + limit - 1)
-            pipe.zcard(index)
-            page, total = await pipe.execute()
-        addresses = [a.decode() for a in page]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for address in addresses:
-                pipe.hgetall(user_key(address))
-            records = await pipe.execute()
-        # A user deleted between the two reads is simply left out.
-        users = [StoredUser.from_redis(a, f) for a, f in zip(addresses, records, strict=True) if f]
-        return users, total
+        records, total = await page_of_records(self.redis, index, user_key, limit, offset)
+        return [StoredUser.from_redis(address, fields) for address, fields in records], total
 
     async def update_user(
         self,

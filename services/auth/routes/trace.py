@@ -32,6 +32,10 @@ HEARTBEAT_S = 15.0
 """A comment line this often when nothing happens, so proxies and browsers keep the stream open."""
 POLL_MS = 1000
 """One blocking read waits at most this long, so a stream notices shutdown and disconnects quickly."""
+GATHER_S = 0.2
+"""After sending events, wait this long before reading again: under load the events then go out in a few
+large writes instead of one small write each, which cost both ends most of their CPU (a reader sees an
+event at most this much later)."""
 RETRY_MS = 3000
 
 
@@ -174,6 +178,7 @@ async def stream_events(
             if records:
                 quiet = 0.0
                 yield "".join(f"id: {r.id}\ndata: {r.as_json()}\n\n" for r in records)
+                await asyncio.sleep(GATHER_S)
                 continue
             quiet += POLL_MS / 1000
             if quiet >= HEARTBEAT_S:
