@@ -136,4 +136,6 @@ class HopStats:
 
     def snapshot(self) -> dict[str, int]:
         """Mailbox node → messages stored and not yet retrieved, as far as the trace the console saw tells."""
-        return {node(site, "mailbox"): len(self.waiting.get(node(site, "mailbox"), ())) for site in self.sites}
+        return {
+            node(site, "mailbox"): len(self.waiting.get(node(site, "mailbox"), ())) for site in self.sites
+        }

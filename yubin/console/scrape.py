@@ -95,9 +95,7 @@ class Scraper:
             except (OSError, TimeoutError) as exc:
                 found.append(Scraped(site, f"{target} {raw}", error=f"cannot resolve {url.host}: {exc}"))
                 continue
-            found.extend(
-                await asyncio.gather(*(self._one(site, str(url.copy_with(host=h))) for h in hosts))
-            )
+            found.extend(await asyncio.gather(*(self._one(site, str(url.copy_with(host=h))) for h in hosts)))
         return found
 
     async def _one(self, site: str, url: str) -> Scraped:
