@@ -2,6 +2,8 @@
 the native lab's console scrapes every process's /metrics, and after alice sends bob a message and bob
 retrieves it, the map reports a rate on every hop the message crossed and each site's queue depths."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -27,11 +29,12 @@ CROSSED = (
 )
 
 
-def logged_in(lab: Lab) -> httpx.Client:
-    client = httpx.Client(base_url=lab.info["console"].rstrip("/"), timeout=10, trust_env=False)
-    answer = client.post("/api/login", json={"secret": lab.info["console_password"]}, headers=ACTION)
-    assert answer.status_code == 200, answer.text
-    return client
+@contextmanager
+def logged_in(lab: Lab) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=lab.info["console"].rstrip("/"), timeout=10, trust_env=False) as client:
+        answer = client.post("/api/login", json={"secret": lab.info["console_password"]}, headers=ACTION)
+        assert answer.status_code == 200, answer.text
+        yield client
 
 
 def test_the_map_rates_and_depths_come_from_the_services_metrics(lab: Lab) -> None:

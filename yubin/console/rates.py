@@ -8,7 +8,8 @@ hop's depth is the site's queue gauges, which the auth service exports from Redi
 Counters are per process, so increases are taken per process (one scraped address) and then summed:
 
 - the first sample of a process is its baseline and adds nothing (a console started against services that
-  ran for a day does not show a day's total as this minute's rate);
+  ran for a day does not show a day's total as this minute's rate); a series that appears later in a
+  process already known began at 0 (prometheus_client creates a labelled series at its first increment);
 - a value below the previous one means the process restarted (counters start again at 0): its increase
   is the new value, as in Prometheus' `rate()`, never negative;
 - a process not seen for a window is forgotten; if it comes back, it starts from a new baseline.
@@ -101,6 +102,10 @@ def parse(text: str) -> tuple[dict[str, float], SiteGauges | None]:
             continue
         if family.type != "counter":
             continue
+        for role, counter in COUNTERS.items():
+            # The family alone (no series yet: none counted so far) says the process measures the hop.
+            if counter.sample == f"{family.name}_total":
+                totals.setdefault(role, 0.0)
         for sample in family.samples:
             for role, counter in COUNTERS.items():
                 if counter.matches(sample.name, sample.labels):
@@ -121,6 +126,7 @@ def increase(previous: float | None, current: float) -> float:
 class _Process:
     last: dict[str, float]
     seen: float
+    fresh: bool = True
 
 
 class Rates:
@@ -169,10 +175,13 @@ class Rates:
             for role, total in totals.items():
                 key = self._key(one.site, role)
                 self.measured.add(key)
-                grown = increase(process.last.get(role), total)
+                # A series that first shows in a process already known was created by its first
+                # increment (not every service creates its labelled series up front): it began at 0.
+                grown = increase(process.last.get(role, None if process.fresh else 0.0), total)
                 process.last[role] = total
                 if grown:
                     self.increases.setdefault(key, deque()).append((now, grown))
+            process.fresh = False
         for key, process in list(self.processes.items()):
             if process.seen < now - self.window_s:
                 del self.processes[key]

@@ -68,10 +68,10 @@ def relay(instance: str, *args: float, site: str = "alpha.test") -> Scraped:
 
 def test_each_hop_reads_the_counter_that_measures_it() -> None:
     totals, gauges = parse(relay_text(5, 2, 3) + smtpd_text("submission", 7))
-    assert totals == {"relay": 7.0, DNS: 3.0, "submission": 7.0}
+    assert totals == {"relay": 7.0, DNS: 3.0, "submission": 7.0, "mx": 0.0}
     assert gauges is None  # no queue gauges in a relay's or submission's text
     totals, _ = parse(smtpd_text("mx", 4))
-    assert totals == {"mx": 4.0}
+    assert totals == {"mx": 4.0, "submission": 0.0}  # the same counter, another role
 
 
 @pytest.mark.parametrize(
@@ -97,6 +97,18 @@ def test_the_rate_is_the_counter_delta_over_the_window_per_minute() -> None:
     assert rates.snapshot(125.0)["alpha.test/relay"]["count"] == 3
     rates.round(200.0, [relay("r0", 1009)])
     assert rates.snapshot(200.0)["alpha.test/relay"] == {"rate": 0.0, "count": 0, "depth": None}
+
+
+def test_a_series_that_appears_after_the_baseline_counted_from_zero() -> None:
+    # The SMTP listener creates its `role` series at the first message, not at start.
+    rates = Rates(SITES, window_s=60)
+    empty = "# HELP yubin_smtpd_messages_accepted_total Messages.\n# TYPE yubin_smtpd_messages_accepted_total counter\n"
+    rates.round(0.0, [Scraped("alpha.test", "s0", empty)])
+    assert rates.snapshot(0.0)["alpha.test/submission"]["rate"] is None  # no history yet
+    rates.round(1.5, [Scraped("alpha.test", "s0", empty)])
+    assert rates.snapshot(1.5)["alpha.test/submission"]["rate"] == 0.0  # measured: nothing yet
+    rates.round(3.0, [Scraped("alpha.test", "s0", smtpd_text("submission", 1))])
+    assert rates.snapshot(3.0)["alpha.test/submission"]["count"] == 1
 
 
 def test_a_short_history_is_scaled_to_a_minute() -> None:
