@@ -118,6 +118,7 @@ export class LiveMap {
       if (value.rate !== null && value.rate !== undefined) parts.push(`${value.rate}${t("map.rate")}`);
       if (value.depth !== null && value.depth !== undefined) parts.push(`${value.depth} ${t("map.depth")}`);
       n.stats.textContent = parts.join(" · ");
+      fit(n.stats, W - 6);
       n.g.classList.toggle("busy", value.depth > 0);
       const lines = [t(`hint.${n.role}`)];
       if (value.count !== null && value.count !== undefined) lines.push(`${value.count} ${t("map.counted")}`);
@@ -171,6 +172,16 @@ export function shortLabel(event) {
   const fromTrace = event.detail && typeof event.detail.subject === "string" ? event.detail.subject : "";
   const subject = typeof event.subject === "string" ? event.subject : fromTrace;
   return subject || event.message_id || event.queue_id || "";
+}
+
+// Squeeze a line of figures into its node rather than let it spill over the box's border.
+function fit(text, width) {
+  text.removeAttribute("textLength");
+  text.removeAttribute("lengthAdjust");
+  if (typeof text.getComputedTextLength === "function" && text.getComputedTextLength() > width) {
+    text.setAttribute("textLength", String(width));
+    text.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  }
 }
 
 export function clip(text, n) {
