@@ -17,6 +17,7 @@ Counters are per process, so increases are taken per process (one scraped addres
 `COUNTERS` and `GAUGES` are the mapping docs/console.md documents.
 """
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,12 +92,13 @@ class SiteGauges:
 def parse(text: str) -> tuple[dict[str, float], SiteGauges | None]:
     """A `/metrics` text: each hop's counter total in this process, and the queue gauges if it has them."""
     totals: dict[str, float] = {}
+    broken: set[str] = set()
     gauges = SiteGauges()
     for family in text_string_to_metric_families(text):
         if family.name.startswith("yubin_") and family.type == "gauge":
             for sample in family.samples:
                 labels = list(sample.labels.items())
-                if len(labels) <= 1:  # the queue gauges have one label at most (pending is not shown)
+                if len(labels) <= 1 and math.isfinite(sample.value):  # pending (two labels) is not shown
                     label, value = labels[0] if labels else ("", "")
                     gauges.values[(sample.name, label, value)] = sample.value
             continue
@@ -108,8 +110,14 @@ def parse(text: str) -> tuple[dict[str, float], SiteGauges | None]:
                 totals.setdefault(role, 0.0)
         for sample in family.samples:
             for role, counter in COUNTERS.items():
-                if counter.matches(sample.name, sample.labels):
+                if not counter.matches(sample.name, sample.labels):
+                    continue
+                if math.isfinite(sample.value) and sample.value >= 0:
                     totals[role] = totals.get(role, 0.0) + sample.value
+                else:  # no counter reads so: this answer says nothing about the hop (nor looks like a restart)
+                    broken.add(role)
+    for role in broken:
+        totals.pop(role, None)
     redis_up = gauges.get("yubin_queue_redis_up")
     return totals, (gauges if redis_up == 1 else None)
 
@@ -189,8 +197,8 @@ class Rates:
             while window and window[0][0] <= now - self.window_s:
                 window.popleft()
 
-    def counted(self, key: str) -> float:
-        return sum(grown for _at, grown in self.increases.get(key, ()))
+    def counted(self, key: str, now: float) -> float:
+        return sum(grown for at, grown in self.increases.get(key, ()) if at > now - self.window_s)
 
     def snapshot(self, now: float) -> dict[str, dict[str, Any]]:
         """Node → {rate (per minute), count (in the window), depth, …}; None where nothing measures it."""
@@ -199,7 +207,7 @@ class Rates:
         keys = [node(site, role) for site in self.sites for role in ROLES] + [DNS]
         for key in keys:
             if key in self.measured and span > 0:
-                count = self.counted(key)
+                count = self.counted(key, now)
                 stats[key] = {"rate": round(count * 60.0 / span, 1), "count": round(count)}
             else:
                 stats[key] = {"rate": None, "count": None}

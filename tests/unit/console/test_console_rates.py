@@ -186,3 +186,13 @@ def test_an_answer_that_is_not_metrics_is_an_error_of_its_target() -> None:
     rates.round(0.0, [Scraped("alpha.test", "x", "<html>not metrics{</html>\n")])
     assert rates.snapshot(0.0)["alpha.test"]["targets"] == {"up": 0, "down": 1}
     assert "x" in rates.errors
+
+
+def test_values_no_counter_can_have_are_left_out() -> None:
+    rates = Rates(SITES, window_s=60)
+    rates.round(0.0, [relay("r0", 5)])
+    rates.round(3.0, [Scraped("alpha.test", "r0", relay_text(float("inf")).replace("inf", "+Inf"))])
+    rates.round(6.0, [relay("r0", -4)])
+    rates.round(9.0, [relay("r0", 6)])
+    stats = rates.snapshot(9.0)["alpha.test/relay"]
+    assert stats["count"] == 1
