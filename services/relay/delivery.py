@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from services.relay import metrics
 from services.relay.connection_cache import ConnectionCache
 from services.relay.mx import DnsLookup, Route, RouteError, resolve_route
 from services.relay.smtp_session import Accepted, SessionOptions, SessionResult, StartTlsFailed, send_via
@@ -55,8 +56,10 @@ class DomainDelivery:
                 self.lookup, domain, own_names=self.own_names, own_addresses=self.own_addresses
             )
         except RouteError as exc:
+            metrics.MX_LOOKUPS.labels("failed").inc()
             trace("mx-lookup", {"domain": domain, "error": exc.message, "status": exc.status})
             raise
+        metrics.MX_LOOKUPS.labels("ok").inc()
         trace("mx-lookup", {"domain": domain, "implicit_mx": route.implicit, "answer": route.describe()})
         return route
 

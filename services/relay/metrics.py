@@ -21,6 +21,13 @@ DELAY = Histogram(
     buckets=DELAY_BUCKETS_S,
 )
 
+MX_LOOKUPS = Counter(
+    "relay_mx_lookups",
+    "Routes resolved for a recipient domain (MX lookup, or the implicit MX), by result: ok, failed.",
+    ["result"],
+    namespace=NAMESPACE,
+)
+
 RESULTS = {
     RecipientState.DELIVERED: "delivered",
     RecipientState.DEFERRED: "deferred",
@@ -29,6 +36,8 @@ RESULTS = {
 
 for _result in RESULTS.values():  # every series exists from the start, so rate() sees the first one
     ATTEMPTS.labels(_result)
+for _result in ("ok", "failed"):
+    MX_LOOKUPS.labels(_result)
 
 
 def finished(envelope: Envelope, statuses: list[RecipientStatus], now: float | None = None) -> None:

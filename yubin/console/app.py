@@ -7,6 +7,7 @@ header (see sessions.py). Answers are JSON only: the page puts every value into 
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from yubin.console.feed import Feed
+from yubin.console.rates import Rates
+from yubin.console.scrape import Scraper
 from yubin.console.security import SecurityHeaders
 from yubin.console.send import SendRefused, check, compose, submit
 from yubin.console.sessions import COOKIE, CSRF_HEADER, Sessions
@@ -65,9 +68,21 @@ class Console:
         self.endpoints = settings.endpoints()
         self.clients = {e.domain: SiteClient(e, settings.upstream_timeout_s) for e in self.endpoints}
         self.feed = Feed(list(self.clients.values()))
+        self.rates = Rates(self.feed.sites)
+        self.scraper = Scraper(settings.metrics, self.rates, settings.metrics_interval_s)
         tokens = [e.admin_token.get_secret_value() for e in self.endpoints]
         self.sessions = Sessions([password, *tokens], settings.session_ttl_s)
         self.login_lock = asyncio.Lock()
+
+    def map_stats(self) -> dict[str, dict[str, Any]]:
+        """The map's figures: rates and queue depths from the services' metrics, and the one figure only
+        the trace has (the mailbox's stored-not-retrieved)."""
+        stats = self.rates.snapshot(time.monotonic())
+        for key, waiting in self.feed.stats.snapshot().items():
+            if key in stats:
+                stats[key]["depth"] = waiting
+                stats[key]["depth_from"] = "trace"
+        return stats
 
     def client(self, site: str) -> SiteClient:
         if site not in self.clients:
@@ -120,7 +135,9 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         console.feed.start()
+        console.scraper.start()
         yield
+        await console.scraper.stop()
         await console.feed.stop()
         for client in console.clients.values():
             await client.aclose()
@@ -178,7 +195,7 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
             "sites": console.feed.sites,
             "users": [address for e in console.endpoints for address in e.users],
             "status": console.feed.status,
-            "stats": console.feed.stats.snapshot(),
+            "stats": console.map_stats(),
             "recent": list(console.feed.recent)[-40:],
         }
 
@@ -194,7 +211,7 @@ def create_app(settings: ConsoleSettings, password: str) -> FastAPI:
                 while queue in console.feed.subscribers and not await request.is_disconnected():
                     if loop.time() >= stats_due:
                         # Also while events flow: the rates change with them.
-                        snapshot = {"stats": console.feed.stats.snapshot(), "status": console.feed.status}
+                        snapshot = {"stats": console.map_stats(), "status": console.feed.status}
                         yield sse("stats", snapshot)
                         stats_due = loop.time() + STATS_EVERY_S
                     try:

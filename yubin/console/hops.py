@@ -1,21 +1,18 @@
 """The live map's model: which hop of which site a trace event belongs to, and each hop's rate and depth.
 
 Nodes are `SITE/ROLE` (`alpha.test/relay`) plus the shared `dns`. A trace event moves a message along an
-edge (`from` → `to`; the same node twice: something happened there, e.g. a deferral). Rates count the
-events at a node in the last minute; depth is what the trace says is waiting there now (accepted for the
-relay and not yet delivered, bounced or handed back; stored in a mailbox and not yet retrieved).
+edge (`from` → `to`; the same node twice: something happened there, e.g. a deferral). The rates and queue
+depths come from the services' counters and gauges (rates.py); the trace gives only the mailbox's
+"stored, not yet retrieved".
 """
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.streams import LOCAL_DELIVERY, OUTBOUND
-
 ROLES = ("client", "submission", "relay", "mx", "delivery", "mailbox", "pop3")
 DNS = "dns"
-RATE_WINDOW_S = 60.0
 # Each depth set remembers at most this many messages: a long-running console must not grow without end.
 MAX_TRACKED = 10_000
 
@@ -118,50 +115,27 @@ class _Bounded:
 
 
 class HopStats:
+    """What the trace alone can tell: the messages stored in a mailbox and not yet retrieved.
+
+    No metric measures that (the Maildirs are files that delivery and POP3 replicas share; see
+    docs/console.md); every other figure of the map comes from the services' counters (rates.py)."""
+
     def __init__(self, sites: list[str]) -> None:
         self.sites = sites
-        self.recent: deque[tuple[float, str]] = deque(maxlen=MAX_TRACKED * 5)
         self.waiting: dict[str, _Bounded] = {}
 
-    def _waiting(self, site: str, role: str) -> _Bounded:
-        return self.waiting.setdefault(node(site, role), _Bounded())
-
     def observe(self, event: dict[str, Any]) -> None:
-        at = parse_at(event.get("at"))
-        self.recent.append((at, where(event)))
         site, service, name = event.get("site", "?"), event.get("service"), event.get("event")
-        detail = event.get("detail") or {}
-        queue_id = str(event.get("queue_id") or "")
         message_id = str(event.get("message_id") or "")
-        if service in ("submission", "mx") and name == "accepted":
-            streams = detail.get("streams") or []
-            if OUTBOUND in streams:
-                self._waiting(site, "relay").add(queue_id)
-            if LOCAL_DELIVERY in streams:
-                self._waiting(site, "delivery").add(queue_id)
-        elif service == "relay" and name in ("delivered", "bounced"):
-            self._waiting(site, "relay").discard(queue_id)
-        elif service == "relay" and name == "deferred":
-            self._waiting(site, "relay").add(queue_id)
-        elif service == "delivery" and name in ("stored", "duplicate-suppressed", "bounced"):
-            self._waiting(site, "delivery").discard(queue_id)
-            if name == "stored" and message_id:
-                self._waiting(site, "mailbox").add(message_id)
-        elif service == "pop3" and name in ("retrieved", "deleted") and message_id:
-            self._waiting(site, "mailbox").discard(message_id)
+        if not message_id:
+            return
+        if service == "delivery" and name == "stored":
+            self.waiting.setdefault(node(site, "mailbox"), _Bounded()).add(message_id)
+        elif service == "pop3" and name in ("retrieved", "deleted"):
+            self.waiting.setdefault(node(site, "mailbox"), _Bounded()).discard(message_id)
 
-    def snapshot(self, now: float | None = None) -> dict[str, dict[str, int]]:
-        now = datetime.now(UTC).timestamp() if now is None else now
-        while self.recent and self.recent[0][0] < now - RATE_WINDOW_S:
-            self.recent.popleft()
-        stats: dict[str, dict[str, int]] = {
-            node(site, role): {"rate": 0, "depth": 0} for site in self.sites for role in ROLES
+    def snapshot(self) -> dict[str, int]:
+        """Mailbox node → messages stored and not yet retrieved, as far as the trace the console saw tells."""
+        return {
+            node(site, "mailbox"): len(self.waiting.get(node(site, "mailbox"), ())) for site in self.sites
         }
-        stats[DNS] = {"rate": 0, "depth": 0}
-        for at, where_ in self.recent:
-            if now - RATE_WINDOW_S <= at <= now and where_ in stats:
-                stats[where_]["rate"] += 1
-        for key, waiting in self.waiting.items():
-            if key in stats:
-                stats[key]["depth"] = len(waiting)
-        return stats

@@ -35,6 +35,16 @@ class ConsoleSettings(BaseSettings):
         description='The sites as JSON, the shape of `yubin lab info --json`\'s "sites": '
         '{"alpha.test": {"admin": URL, "admin_token": ..., "submission": HOST:PORT, "users": {ADDRESS: PASSWORD}}}.',
     )
+    metrics: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The services' /metrics for the map's rates and queue depths, as JSON: "
+        '{"alpha.test/relay": [URL, ...]}; a URL alone is one too, so `yubin lab info --json`\'s "metrics" '
+        "fits as it is. The site is the key's part before `/`; a host name is resolved at every scrape "
+        "to all its addresses (compose replicas). Empty: the map shows no rates.",
+    )
+    metrics_interval_s: float = Field(
+        3.0, ge=0.5, le=60, description="How often the console scrapes every /metrics (seconds)."
+    )
     session_ttl_s: int = Field(8 * 3600, ge=60, description="How long a login lasts (seconds).")
     upstream_timeout_s: float = Field(5.0, gt=0, description="Timeout of one admin API request (seconds).")
     log_level: str = Field("INFO", description="Python log level for the JSON logs on stderr.")
@@ -43,6 +53,14 @@ class ConsoleSettings(BaseSettings):
     @classmethod
     def _json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        value = json.loads(value) if isinstance(value, str) else value
+        if isinstance(value, dict):
+            return {key: [urls] if isinstance(urls, str) else urls for key, urls in value.items()}
+        return value
 
     def endpoints(self) -> list[SiteEndpoint]:
         return [SiteEndpoint(domain=domain, **entry) for domain, entry in self.sites.items()]

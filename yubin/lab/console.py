@@ -2,7 +2,8 @@
 
 The console password is generated once and kept in `<lab dir>/console.json` (mode 0600) beside the
 sites' credentials; the console's server gets each site's admin API, admin token, submission address and
-users from the lab's credentials, so the browser never needs them.
+users from the lab's credentials, so the browser never needs them, and every process's /metrics (the map's
+rates).
 """
 
 import json
@@ -11,7 +12,7 @@ import secrets
 import sys
 from typing import Any
 
-from yubin.lab.config import LabConfig
+from yubin.lab.config import LabConfig, metrics_key
 from yubin.lab.credentials import SiteCredentials
 
 CONSOLE_FILE = "console.json"
@@ -49,12 +50,21 @@ def console_sites(config: LabConfig, credentials: dict[str, SiteCredentials]) ->
     }
 
 
+def console_metrics(config: LabConfig) -> dict[str, str]:
+    """Every process's /metrics, as `lab info` lists them: the map's rates and queue depths come from them."""
+    return {
+        metrics_key(site.domain, role, replica): config.metrics_url(site, role, replica)
+        for site, role, replica in config.metrics_processes()
+    }
+
+
 def console_env(config: LabConfig, credentials: dict[str, SiteCredentials]) -> dict[str, str]:
     return {
         "YUBIN_CONSOLE_HOST": config.console_address,
         "YUBIN_CONSOLE_PORT": str(config.console_port),
         "YUBIN_CONSOLE_PASSWORD": console_password(config),
         "YUBIN_CONSOLE_SITES": json.dumps(console_sites(config, credentials)),
+        "YUBIN_CONSOLE_METRICS": json.dumps(console_metrics(config)),
         "YUBIN_CONSOLE_LOG_LEVEL": "INFO",
     }
 

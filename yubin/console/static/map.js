@@ -1,5 +1,5 @@
 // The live map: both sites as the README's figure, drawn with DOM calls (never from markup strings),
-// each node with its rate and depth, and a dot for every trace event moving along its hop.
+// each node with its rate and depth (from the services' metrics, see rates.py), and a dot for every trace event moving along its hop.
 import { t } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -104,21 +104,39 @@ export class LiveMap {
     const last = el("text", { x, y: y + 22, "text-anchor": "middle", class: "node-last" }, g);
     const hint = el("title", {}, g);
     hint.textContent = t(`hint.${role}`);
-    this.nodes[key] = { g, stats, last };
+    this.nodes[key] = { g, stats, last, hint, role };
   }
 
+  // Rates (per minute, over the last minute) and depths come from the services' /metrics; null: nothing
+  // measures it. Site keys carry the dead letters and how many /metrics answered.
   update(stats, status) {
-    for (const [key, value] of Object.entries(stats || {})) {
+    stats = stats || {};
+    for (const [key, value] of Object.entries(stats)) {
       const n = this.nodes[key];
       if (!n) continue;
-      n.stats.textContent = `${value.rate}${t("map.rate")} · ${value.depth} ${t("map.depth")}`;
+      const parts = [];
+      if (value.rate !== null && value.rate !== undefined) parts.push(`${value.rate}${t("map.rate")}`);
+      if (value.depth !== null && value.depth !== undefined) parts.push(`${value.depth} ${t("map.depth")}`);
+      n.stats.textContent = parts.join(" · ");
+      fit(n.stats, W - 6);
       n.g.classList.toggle("busy", value.depth > 0);
+      const lines = [t(`hint.${n.role}`)];
+      if (value.count !== null && value.count !== undefined) lines.push(`${value.count} ${t("map.counted")}`);
+      if (value.retry) lines.push(`${value.retry} ${t("map.retry")}`);
+      if (value.oldest_s) lines.push(`${t("map.oldest")} ${Math.round(value.oldest_s)} s`);
+      lines.push(value.depth_from === "trace" ? t("map.from.trace") : t("map.from.metrics"));
+      n.hint.textContent = lines.join("\n");
     }
     for (const [site, state] of Object.entries(status || {})) {
       if (!this.frames[site]) continue;
       const live = state === "live";
-      this.frames[site].textContent = live ? t("map.live") : t("map.unreachable");
-      this.frames[site].classList.toggle("down", !live);
+      const parts = [live ? t("map.live") : t("map.unreachable")];
+      const figures = stats[site] || {};
+      if (figures.dead_letters) parts.push(`${figures.dead_letters} ${t("map.dead")}`);
+      const targets = figures.targets || {};
+      if (targets.down) parts.push(`${t("map.metrics")} ${targets.up}/${targets.up + targets.down}`);
+      this.frames[site].textContent = parts.join(" · ");
+      this.frames[site].classList.toggle("down", !live || Boolean(targets.down));
     }
   }
 
@@ -154,6 +172,16 @@ export function shortLabel(event) {
   const fromTrace = event.detail && typeof event.detail.subject === "string" ? event.detail.subject : "";
   const subject = typeof event.subject === "string" ? event.subject : fromTrace;
   return subject || event.message_id || event.queue_id || "";
+}
+
+// Squeeze a line of figures into its node rather than let it spill over the box's border.
+function fit(text, width) {
+  text.removeAttribute("textLength");
+  text.removeAttribute("lengthAdjust");
+  if (typeof text.getComputedTextLength === "function" && text.getComputedTextLength() > width) {
+    text.setAttribute("textLength", String(width));
+    text.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  }
 }
 
 export function clip(text, n) {
