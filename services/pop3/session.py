@@ -32,7 +32,7 @@ from services.pop3 import metrics
 from services.pop3 import responses as R
 from services.pop3.maildrop import Maildrop, MaildropMessage, MessageDeleted, NoSuchMessage
 from services.pop3.sasl import InvalidBase64, InvalidPlain, decode_response, parse_plain
-from services.pop3.trace import LISTED_MAX, MessageIds, TraceWriter, read_ids
+from services.pop3.trace import LISTED_MAX, MessageIds, TraceWriter, ids_from_head, read_ids
 from services.pop3.trace import event as trace_event
 from services.pop3.wire import drain, encode_message, multiline, response, send_message
 from shared.auth_client import AuthUnavailable
@@ -510,7 +510,9 @@ class Pop3Session:
             size = file.seek(0, os.SEEK_END)  # one lseek, like the fstat it replaces; works in memory too
             file.seek(0)
             if size <= self.settings.pop3_inline_read_max_bytes:
-                await self.send(response(first) + encode_message(file.read(), body_lines))
+                stored = file.read()
+                self._remember_ids(message, stored)
+                await self.send(response(first) + encode_message(stored, body_lines))
             else:
                 await send_message(
                     self.writer, file, first, body_lines, drain_timeout=self.settings.pop3_idle_timeout_s
@@ -567,7 +569,9 @@ class Pop3Session:
         )
         if failed:
             marked = [m for m in marked if not await asyncio.to_thread(os.path.lexists, m.path)]
-        await self._trace("deleted", marked)  # before the answer: who saw it finds the deletions traced
+        await self._trace("deleted", marked)
+        if self.env.trace is not None:  # before the answer: who saw it finds the deletions traced
+            await self.env.trace.flush()
         if failed:
             await self.reply(R.ERR_UPDATE_FAILED)
         else:
@@ -578,6 +582,11 @@ class Pop3Session:
             await self.env.maildrops.release_quota(self.address, octets)
 
     # ------------------------------------------------------------------------------------ trace events
+
+    def _remember_ids(self, message: MaildropMessage, stored: bytes) -> None:
+        """The ids of a message RETR or TOP has read anyway: no second read for its trace events."""
+        if self.env.trace is not None and self.address is not None and message.number not in self._trace_ids:
+            self._trace_ids[message.number] = ids_from_head(stored, message.path.name, self.address)
 
     async def _trace_ids_of(self, messages: list[MaildropMessage]) -> list[MessageIds]:
         if self.env.trace is None or self.address is None:
@@ -590,7 +599,7 @@ class Pop3Session:
         return [self._trace_ids[m.number] for m in messages]
 
     async def _trace(self, name: str, messages: list[MaildropMessage], **detail: Any) -> None:
-        """Trace events for `messages` (see `services.pop3.trace`); best effort, never raises."""
+        """Queue trace events for `messages` (see `services.pop3.trace`); best effort, never raises."""
         if self.env.trace is None or not messages:
             return
         try:
@@ -603,7 +612,7 @@ class Pop3Session:
         except Exception:  # a file we cannot make sense of must not end the user's session
             log.exception("could not build trace events", extra={"event": name})
             return
-        await self.env.trace.publish(events)
+        self.env.trace.add(events)
 
 
 _AUTH = frozenset({State.AUTHORIZATION})
