@@ -48,7 +48,9 @@ LINGER_S = 0.05
 """How long an event waits for others to share its write to Redis."""
 BATCH_MAX = 256
 """Events that are written at once without waiting for the linger."""
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# The header: the lines from the top that are fields or their continuations, as the email package's parser
+# sees it (`email.feedparser.headerRE`); it ends at the empty line, or at the first line that is neither.
+_HEADER = re.compile(rb"(?:(?:[\x21-\x39\x3b-\x7e]*:|[ \t]|From )[^\n]*(?:\n|$))*")
 # A field of interest with its continuation lines (RFC 5322 §2.2.3 folding): linear, as `.` stops at a line
 # break and every repetition of the group starts with one.
 _FIELD = re.compile(rb"^(received|message-id):(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
@@ -68,16 +70,16 @@ def ids_from_head(head: bytes, filename: str, address: str) -> MessageIds:
     A scan for the two fields, not a parse of the whole header: it runs for every RETR, on the event loop,
     on bytes the RETR has read anyway. Only the first `HEADER_MAX` octets, up to the first empty line, count.
     """
-    head = head[:HEADER_MAX]
-    end = _HEADER_END.search(head)
-    if end:
-        head = head[: end.start()]
+    header = _HEADER.match(head, 0, HEADER_MAX)
+    head = header.group() if header else b""
     unique = unique_of(filename)
     queue_id = message_id = None
+    message_id_seen = False  # the first Message-ID field counts, even an empty one
     for match in _FIELD.finditer(head):
         value = " ".join(match.group(2).decode("utf-8", "replace").split())
         if match.group(1).lower() == b"message-id":
-            if message_id is None:
+            if not message_id_seen:
+                message_id_seen = True
                 message_id = value[:_MESSAGE_ID_MAX] or None
         elif queue_id is None:
             for candidate in _RECEIVED_ID.findall(value):
