@@ -48,6 +48,8 @@ LINGER_S = 0.05
 """How long an event waits for others to share its write to Redis."""
 BATCH_MAX = 256
 """Events that are written at once without waiting for the linger."""
+QUEUED_MAX = 10_000
+"""Events waiting while Redis is slow to answer; more are dropped (and counted in the log)."""
 # The header: the lines from the top that are fields or their continuations, as the email package's parser
 # sees it (`email.feedparser.headerRE`); it ends at the empty line, or at the first line that is neither.
 _HEADER = re.compile(rb"(?:(?:[\x21-\x39\x3b-\x7e]*:|[ \t]|From )[^\n]*(?:\n|$))*")
@@ -123,10 +125,15 @@ class TraceWriter:
         self._writing = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._full = False  # a flush for a full batch is on its way
+        self._dropped = 0
 
     def add(self, events: list[TraceEvent]) -> None:
         if not events:
             return
+        room = QUEUED_MAX - len(self._queued)
+        if len(events) > room:
+            self._dropped += len(events) - max(room, 0)
+            events = events[: max(room, 0)]
         self._queued.extend(events)
         if len(self._queued) >= self.batch_max:
             if not self._full:
@@ -147,6 +154,9 @@ class TraceWriter:
             self._timer = None
         async with self._writing:
             events, self._queued, self._full = self._queued, [], False
+            if self._dropped:
+                log.warning("trace events dropped: redis too slow", extra={"events": self._dropped})
+                self._dropped = 0
             if not events:
                 return
             try:
