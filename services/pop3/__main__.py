@@ -24,6 +24,7 @@ async def main() -> None:
     start_metrics_server(settings)
     stop = stop_on_signals()
     redis = connect_site(settings)
+    trace = TraceWriter(redis)
     try:
         async with AuthClient(settings) as auth:
             env = SessionEnv(
@@ -32,10 +33,11 @@ async def main() -> None:
                 locks=MaildropLocks(redis, settings.pop3_lock_ttl_ms),
                 maildrops=Maildirs(settings.mail_root, redis),
                 tls=tls_context(settings),
-                trace=TraceWriter(redis),
+                trace=trace,
             )
             await Pop3Server(env).serve(stop)
     finally:
+        await trace.aclose()
         await redis.aclose()
 
 

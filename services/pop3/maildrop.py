@@ -66,7 +66,9 @@ def unique_id(filename: str) -> str:
     put there by another program) is replaced by a hash of itself, which is just as stable.
     """
     base = base_name(filename)
-    if 0 < len(base) <= _UID_MAX and all(0x21 <= ord(c) <= 0x7E for c in base):
+    # isascii + isprintable is 0x20-0x7E; without the space, the range RFC 1939 allows. (One C call each
+    # instead of a generator over the characters: the maildrop of a large mailbox is named at every login.)
+    if 0 < len(base) <= _UID_MAX and base.isascii() and base.isprintable() and " " not in base:
         return base
     return "H" + hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 

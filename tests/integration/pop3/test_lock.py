@@ -116,3 +116,22 @@ def test_session_that_lost_its_lock_deletes_nothing(site: Pop3Site, pop3: Pop3Se
     assert len(site.files(user, "new")) == 1
     assert r.get(lock_key(user)) == b"another-session"
     r.close()
+
+
+def test_session_waiting_for_a_command_ends_when_its_lock_is_taken(
+    site: Pop3Site, pop3: Pop3Server, user: str
+) -> None:
+    """The lock's renewal finds it taken while the client is silent: the session says so and ends at once,
+    without waiting for the client's next command or the idle timeout."""
+    site.deliver(user, b"Subject: x\r\n\r\nx\r\n")
+    r = redis.Redis.from_url(site.redis_url)
+    client = RawClient(pop3.host, pop3.port, timeout=30)
+    client.command(f"USER {user}")
+    assert client.command(f"PASS {PASSWORD}").startswith(b"+OK")
+    r.set(lock_key(user), b"another-session", px=30_000)  # renewed every second (TTL 3 s): noticed soon
+
+    assert client.line() == b"-ERR [SYS/TEMP] Mailbox lock lost, no messages deleted, closing connection"
+    assert client.line() == b""  # closed
+    assert len(site.files(user, "new")) == 1
+    r.delete(lock_key(user))
+    r.close()

@@ -1,6 +1,8 @@
 """POP3 is part of the journey: listed, retrieved and deleted messages are in the site's trace stream,
 with the user, the client address, the Message-ID and the queue id (see services/pop3/trace.py)."""
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.models import new_queue_id
@@ -25,6 +27,13 @@ def stored(queue_id: str, user: str, message_id: str, subject: str, forged: str 
         f"Return-Path: <alice@beta.test>\r\nDelivered-To: {user}\r\n{received}{below}"
         f"Message-ID: {message_id}\r\nSubject: {subject}\r\n\r\nbody\r\n"
     ).encode()
+
+
+def wait_for(found: Callable[[], object], what: str, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while not found():
+        assert time.monotonic() < deadline, f"no {what} after {within_s} s"
+        time.sleep(0.05)
 
 
 def pop3_events(site: Pop3Site, user: str) -> list[dict[str, Any]]:
@@ -86,4 +95,10 @@ def test_a_session_without_quit_deletes_nothing_and_traces_no_deletion(
     client.retr(1)
     client.dele(1)
     client.close()  # dropped: no UPDATE
+    # Events are written within moments of the command, whether or not the session ends well.
+    wait_for(lambda: pop3_events(site, user), "the retrieved event")
+    # The next session's QUIT writes everything queued before it: still no deletion, the message is kept.
+    client = pop3.login(user)
+    assert client.stat()[0] == 1
+    client.quit()
     assert [e["event"] for e in pop3_events(site, user)] == ["retrieved"]
