@@ -28,6 +28,8 @@ class Connection:
     tls: bool
     opened_at: float = field(default_factory=time.monotonic)
     transactions: int = 0
+    rset_pending: bool = False
+    """Taken from the cache for a pipelined transaction, which starts with RSET (`smtp_session`)."""
 
 
 class ConnectionCache:
