@@ -177,6 +177,12 @@ class AiosmtpdSession(SMTP):
         return self._reader  # type: ignore[no-any-return]
 
     @property
+    def command_waiting(self) -> bool:
+        """A whole command line is already buffered (a pipelining client, RFC 2920), so the command loop
+        goes on without reading from the network. (asyncio's StreamReader has no public way to peek.)"""
+        return b"\n" in self._reader._buffer
+
+    @property
     def tls_active(self) -> bool:
         return self._tls_protocol is not None
 
