@@ -97,6 +97,10 @@ class ConnectionCache:
                 self._quit_later(connection)
                 return
 
+    def close_later(self, connection: Connection) -> None:
+        """QUIT a connection that is not kept, without making its user wait for the goodbye."""
+        self._quit_later(connection)
+
     def _quit_later(self, connection: Connection) -> None:
         task = asyncio.create_task(quit_politely(connection.smtp, self.quit_timeout_s))
         self._closing.add(task)

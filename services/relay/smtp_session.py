@@ -330,12 +330,15 @@ _STALE = SessionResult([], True, "the cached connection was lost")
 
 
 async def _release(cache: ConnectionCache | None, destination: Destination, connection: Connection) -> None:
-    """Keep a healthy connection for the next message, or say goodbye."""
+    """Keep a healthy connection for the next message, or say goodbye: in the background, so the
+    outcome of the message is written without waiting for the server's answer to QUIT."""
     if not connection.smtp.is_connected:
         return
     connection.transactions += 1
-    if cache is None or not cache.put(destination, connection):
+    if cache is None:
         await quit_politely(connection.smtp, connection.smtp.timeout or 10.0)
+    elif not cache.put(destination, connection):
+        cache.close_later(connection)
 
 
 async def _transaction(
