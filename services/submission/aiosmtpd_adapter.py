@@ -129,8 +129,25 @@ PRIVATE_NAMES = (
 )
 
 
+_VERB_NAMES: dict[type, list[str]] = {}
+
+
 class AiosmtpdSession(SMTP):
     """aiosmtpd's SMTP with its private hooks as public methods, and its private state as properties."""
+
+    def __dir__(self) -> list[str]:
+        """Only the `smtp_*` and `auth_*` names, worked out once per class.
+
+        aiosmtpd's __init__ finds a session's verbs and SASL mechanisms by scanning `dir(self)` and
+        `inspect.getmembers(self)` (every attribute fetched, properties included): about 0.3-0.6 ms of CPU
+        for every connection, over 10 % of what the MX spends on a message when each comes on a connection
+        of its own. Those are the only scans of a session's names, and they keep only these prefixes,
+        which name methods of the class: the same for every instance."""
+        names = _VERB_NAMES.get(type(self))
+        if names is None:
+            names = sorted(n for n in dir(type(self)) if n.startswith(("smtp_", "auth_")))
+            _VERB_NAMES[type(self)] = names
+        return list(names)
 
     # --- what aiosmtpd calls: each hands over to the public method below -----------------------------
 
