@@ -132,7 +132,9 @@ class RelayHandler:
             if smtp_path_ok(recipient, mailbox=True):
                 by_domain.setdefault(domain_of(recipient), []).append(recipient)
 
-        only_domain = next(iter(by_domain.values())) if len(by_domain) == 1 else None
+        # Without a connection cache the QUIT is awaited before the outcome is written: keep the record.
+        quit_in_background = self.delivery.connections is not None
+        only_domain = next(iter(by_domain.values())) if len(by_domain) == 1 and quit_in_background else None
 
         async def accepted(statuses: list[RecipientStatus]) -> None:
             if only_domain is not None and len(statuses) == len(only_domain):
