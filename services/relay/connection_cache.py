@@ -28,6 +28,8 @@ class Connection:
     tls: bool
     opened_at: float = field(default_factory=time.monotonic)
     transactions: int = 0
+    rset_pending: bool = False
+    """Taken from the cache for a pipelined transaction, which starts with RSET (`smtp_session`)."""
 
 
 class ConnectionCache:
@@ -94,6 +96,10 @@ class ConnectionCache:
                     del self._idle[destination]
                 self._quit_later(connection)
                 return
+
+    def close_later(self, connection: Connection) -> None:
+        """QUIT a connection that is not kept, without making its user wait for the goodbye."""
+        self._quit_later(connection)
 
     def _quit_later(self, connection: Connection) -> None:
         task = asyncio.create_task(quit_politely(connection.smtp, self.quit_timeout_s))

@@ -132,7 +132,16 @@ class RelayHandler:
             if smtp_path_ok(recipient, mailbox=True):
                 by_domain.setdefault(domain_of(recipient), []).append(recipient)
 
+        # Without a connection cache the QUIT is awaited before the outcome is written: keep the record.
+        quit_in_background = self.delivery.connections is not None
+        only_domain = next(iter(by_domain.values())) if len(by_domain) == 1 and quit_in_background else None
+
         async def accepted(statuses: list[RecipientStatus]) -> None:
+            if only_domain is not None and len(statuses) == len(only_domain):
+                # Every recipient left is accepted, and no other domain is in flight: `finish` writes
+                # the outcome next, with no network wait in between, so the record would only add a
+                # round trip without narrowing the window (see `sent_record`).
+                return
             await self.sent.record(envelope.queue_id, statuses)
 
         results = await asyncio.gather(

@@ -11,7 +11,9 @@ says whether the failure is permanent (bounce now) or temporary (retry later):
   would be relaying to ourselves); if nothing is left the mail loops back to us → permanent 5.4.6.
 
 Answers are cached (`AnswerCache`) for their TTL, negative ones (NXDOMAIN, no records) for a short time at
-most; failures are never cached, so the outcomes above are the same with or without the cache.
+most; failures are never cached, so the outcomes above are the same with or without the cache. In front of
+it `DnsLookup` keeps the records of positive answers until the same expiration: a resolve through
+dnspython, even from its cache, costs more CPU than the rest of routing a message.
 """
 
 import random
@@ -114,6 +116,27 @@ class DnsLookup:
     def __init__(self, resolver: dns.asyncresolver.Resolver, *, ipv6: bool = True) -> None:
         self.resolver = resolver
         self.ipv6 = ipv6
+        cache = resolver.cache
+        self._memo_size = cache.max_size if isinstance(cache, dns.resolver.LRUCache) else 0
+        self._memo: dict[tuple[str, str], tuple[float, list[str] | list[tuple[int, str]]]] = {}
+
+    def _remembered(self, name: str, rdtype: str) -> list[str] | list[tuple[int, str]] | None:
+        hit = self._memo.get((name, rdtype))
+        if hit is None:
+            return None
+        if hit[0] <= time.time():  # dnspython's own expiry test: the answer's TTL is over
+            del self._memo[(name, rdtype)]
+            return None
+        return hit[1]
+
+    def _remember(
+        self, name: str, rdtype: str, answer: dns.resolver.Answer, records: list[str] | list[tuple[int, str]]
+    ) -> None:
+        if not self._memo_size:
+            return  # no DNS cache configured: every lookup asks
+        if len(self._memo) >= self._memo_size:
+            del self._memo[next(iter(self._memo))]  # the oldest entry
+        self._memo[(name, rdtype)] = (answer.expiration, records)
 
     async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
         """The answer, or None when the name exists but has no records of this type."""
@@ -132,22 +155,33 @@ class DnsLookup:
         found: list[str] = []
         failure: RouteError | None = None
         for rdtype in ("A", "AAAA") if self.ipv6 else ("A",):
+            remembered = self._remembered(name, rdtype)
+            if remembered is not None:
+                found += remembered  # type: ignore[arg-type]
+                continue
             try:
                 answer = await self._query(name, rdtype)
             except RouteError as exc:
                 failure = failure or exc
                 continue
             if answer is not None:
-                found += [record.address for record in answer]
+                addresses = [record.address for record in answer]
+                self._remember(name, rdtype, answer, addresses)
+                found += addresses
         if not found and failure is not None:
             raise failure
         return found
 
     async def mx(self, domain: str) -> list[tuple[int, str]] | None:
+        remembered = self._remembered(domain, "MX")
+        if remembered is not None:
+            return list(remembered)  # type: ignore[arg-type]
         answer = await self._query(domain, "MX")
         if answer is None:
             return None
-        return [(record.preference, record.exchange.to_text()) for record in answer]
+        records = [(record.preference, record.exchange.to_text()) for record in answer]
+        self._remember(domain, "MX", answer, records)
+        return list(records)
 
 
 async def resolve_route(

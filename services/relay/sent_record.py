@@ -9,6 +9,10 @@ found there and reports them delivered; `finish` deletes the hash in its transac
 
 What is left: a crash between the remote's 250 and this one Redis write (a round trip), and the RFC 1047
 case (the 250 never reaches us). For those the receiving side suppresses the copy by Message-ID.
+
+When that 250 covers every recipient left and no other domain is in flight (the usual message: one
+domain), the record is skipped: the outcome transaction follows at once (the QUIT or the return to the
+connection cache does not wait for the network), so the window is the same one Redis round trip.
 """
 
 import logging

@@ -10,6 +10,11 @@ Connections are reused (`connection_cache`): after a clean transaction the conne
 for the next message to the same server, which starts with RSET. If a cached connection turns out dead
 before the message went out (RSET fails, or it drops before DATA), a new connection takes over: nothing
 was sent, so nothing is lost or sent twice. Once DATA has started, a drop is reported like any other.
+
+A server that offers PIPELINING (RFC 2920) gets RSET (on a cached connection), MAIL, every RCPT and DATA
+in one write, and the message in a second one: two round trips instead of four or five, and far fewer TLS
+records and system calls on both sides. Every reply is still checked, in order, exactly as when the
+commands go one by one (`_pipelined_transaction`).
 """
 
 import ipaddress
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 import aiosmtplib
 from aiosmtplib import SMTP, SMTPResponse
 
+from services.relay.aiosmtplib_adapter import command, data_payload, pipelined
 from services.relay.connection_cache import Connection, ConnectionCache, Destination, quit_politely
 from services.relay.message_needs import MessageNeeds, ascii_address, message_needs
 from shared.models import RecipientState, RecipientStatus
@@ -278,6 +284,9 @@ async def _cached(
     cache: ConnectionCache | None, destination: Destination, options: SessionOptions
 ) -> Connection | None:
     while cache is not None and (connection := cache.take(destination)) is not None:
+        if connection.smtp.supports_extension("pipelining"):
+            connection.rset_pending = True  # sent at the head of the pipelined transaction
+            return connection
         if await _reusable(connection, options):
             return connection
     return None
@@ -321,12 +330,15 @@ _STALE = SessionResult([], True, "the cached connection was lost")
 
 
 async def _release(cache: ConnectionCache | None, destination: Destination, connection: Connection) -> None:
-    """Keep a healthy connection for the next message, or say goodbye."""
+    """Keep a healthy connection for the next message, or say goodbye: in the background, so the
+    outcome of the message is written without waiting for the server's answer to QUIT."""
     if not connection.smtp.is_connected:
         return
     connection.transactions += 1
-    if cache is None or not cache.put(destination, connection):
+    if cache is None:
         await quit_politely(connection.smtp, connection.smtp.timeout or 10.0)
+    elif not cache.put(destination, connection):
+        cache.close_later(connection)
 
 
 async def _transaction(
@@ -358,32 +370,80 @@ async def _transaction(
             )
         mail_options = _mail_options(smtp, body, plan.needs, plan.smtputf8)
         encoding = "utf-8" if plan.smtputf8 else "ascii"
-        try:
-            await smtp.mail(plan.mail_from, options=mail_options, encoding=encoding)
-        except aiosmtplib.SMTPSenderRefused as exc:
-            for recipient in plan.rcpt:
-                statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
-            return SessionResult(
-                [statuses[r] for r in recipients], False, reply_text(exc.code, exc.message), tls
+        if smtp.supports_extension("pipelining"):
+            rset, connection.rset_pending = connection.rset_pending, False
+            lines = [command(b"RSET")] if rset else []
+            lines.append(
+                command(
+                    b"MAIL",
+                    b"FROM:<" + plan.mail_from.encode(encoding) + b">",
+                    *(option.encode("ascii") for option in mail_options),
+                )
             )
-
-        accepted: list[str] = []
-        for recipient, address in plan.rcpt.items():
+            lines += [command(b"RCPT", b"TO:<" + a.encode(encoding) + b">") for a in plan.rcpt.values()]
+            lines.append(command(b"DATA"))
+            replies = await pipelined(smtp, b"".join(lines), len(lines), smtp.timeout)
+            # RSET only proves the connection alive (a drop has raised by now); MAIL's reply decides.
+            mail_reply, rcpt_replies, data_reply = replies[rset], replies[rset + 1 : -1], replies[-1]
+            if any(reply.code == 421 for reply in replies):
+                smtp.close()  # the server is closing the connection (aiosmtplib's commands do the same)
+            elif data_reply.code == 354 and (
+                mail_reply.code != 250 or all(r.code not in (250, 251) for r in rcpt_replies)
+            ):
+                smtp.close()  # DATA started with nothing to send: never leave it open or cache it
+            if mail_reply.code != 250:
+                for recipient in plan.rcpt:
+                    statuses[recipient] = status_from_reply(
+                        recipient, mail_reply.code, mail_reply.message, mx_name
+                    )
+                reply = reply_text(mail_reply.code, mail_reply.message)
+                return SessionResult([statuses[r] for r in recipients], False, reply, tls)
+            accepted: list[str] = []
+            for recipient, rcpt_reply in zip(plan.rcpt, rcpt_replies, strict=True):
+                if rcpt_reply.code in (250, 251):
+                    accepted.append(recipient)
+                else:
+                    statuses[recipient] = status_from_reply(
+                        recipient, rcpt_reply.code, rcpt_reply.message, mx_name
+                    )
+            if not accepted:
+                last = next(reversed(statuses.values()))
+                return SessionResult([statuses[r] for r in recipients], False, last.diagnostic or "", tls)
+            if data_reply.code != 354:
+                code, message = data_reply.code, data_reply.message
+            else:
+                data_sent = True  # the message is on its way (RFC 1047): never send it again
+                (final,) = await pipelined(smtp, data_payload(body), 1, smtp.timeout)
+                code, message = final.code, final.message
+                if code == 421:
+                    smtp.close()
+        else:
             try:
-                await smtp.rcpt(address, encoding=encoding)
-                accepted.append(recipient)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
-        if not accepted:
-            last = next(reversed(statuses.values()))
-            return SessionResult([statuses[r] for r in recipients], False, last.diagnostic or "", tls)
+                await smtp.mail(plan.mail_from, options=mail_options, encoding=encoding)
+            except aiosmtplib.SMTPSenderRefused as exc:
+                for recipient in plan.rcpt:
+                    statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
+                return SessionResult(
+                    [statuses[r] for r in recipients], False, reply_text(exc.code, exc.message), tls
+                )
 
-        data_sent = True  # from here on the server may have the message (RFC 1047): never send it again
-        try:
-            response: SMTPResponse = await smtp.data(body)
-            code, message = response.code, response.message
-        except aiosmtplib.SMTPDataError as exc:
-            code, message = exc.code, exc.message
+            accepted = []
+            for recipient, address in plan.rcpt.items():
+                try:
+                    await smtp.rcpt(address, encoding=encoding)
+                    accepted.append(recipient)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    statuses[recipient] = status_from_reply(recipient, exc.code, exc.message, mx_name)
+            if not accepted:
+                last = next(reversed(statuses.values()))
+                return SessionResult([statuses[r] for r in recipients], False, last.diagnostic or "", tls)
+
+            data_sent = True  # from here on the server may have the message (RFC 1047): never send it again
+            try:
+                response: SMTPResponse = await smtp.data(body)
+                code, message = response.code, response.message
+            except aiosmtplib.SMTPDataError as exc:
+                code, message = exc.code, exc.message
         for recipient in accepted:
             statuses[recipient] = status_from_reply(recipient, code, message, mx_name)
         if on_accepted is not None and 200 <= code < 300:
@@ -397,7 +457,7 @@ async def _transaction(
         return SessionResult(
             _all(recipients, state, enhanced_status(exc.code, exc.message), reply, mx_name), False, reply, tls
         )
-    except UnicodeError as exc:
+    except ValueError as exc:  # UnicodeError, or a control character refused by `command`
         # `_plan` sends nothing a server cannot take, so this is a bug; still never crash the relay (the
         # entry would end in the dead-letter stream with no DSN): nothing was delivered, say why.
         smtp.close()

@@ -129,8 +129,25 @@ PRIVATE_NAMES = (
 )
 
 
+_VERB_NAMES: dict[type, list[str]] = {}
+
+
 class AiosmtpdSession(SMTP):
     """aiosmtpd's SMTP with its private hooks as public methods, and its private state as properties."""
+
+    def __dir__(self) -> list[str]:
+        """Only the `smtp_*` and `auth_*` names, worked out once per class.
+
+        aiosmtpd's __init__ finds a session's verbs and SASL mechanisms by scanning `dir(self)` and
+        `inspect.getmembers(self)` (every attribute fetched, properties included): about 0.3-0.6 ms of CPU
+        for every connection, over 10 % of what the MX spends on a message when each comes on a connection
+        of its own. Those are the only scans of a session's names, and they keep only these prefixes,
+        which name methods of the class: the same for every instance."""
+        names = _VERB_NAMES.get(type(self))
+        if names is None:
+            names = sorted(n for n in dir(type(self)) if n.startswith(("smtp_", "auth_")))
+            _VERB_NAMES[type(self)] = names
+        return list(names)
 
     # --- what aiosmtpd calls: each hands over to the public method below -----------------------------
 
@@ -175,6 +192,12 @@ class AiosmtpdSession(SMTP):
     @property
     def command_reader(self) -> asyncio.StreamReader:
         return self._reader  # type: ignore[no-any-return]
+
+    @property
+    def command_waiting(self) -> bool:
+        """A whole command line is already buffered (a pipelining client, RFC 2920), so the command loop
+        goes on without reading from the network. (asyncio's StreamReader has no public way to peek.)"""
+        return b"\n" in self._reader._buffer
 
     @property
     def tls_active(self) -> bool:

@@ -46,6 +46,10 @@ from shared.proxy_protocol import FirstOctets, ProxyHeaderError, read_header
 
 log = logging.getLogger(__name__)
 
+_SENT_AT_ONCE = ("220", "221", "334", "354", "421")
+"""Replies never held back for the next pipelined command: the client waits for them (greeting,
+STARTTLS, AUTH challenge, DATA), or the session ends."""
+
 AUTH_MECHANISMS = ("PLAIN", "LOGIN")  # RFC 4616, draft-murchison-sasl-login
 LOGIN_USERNAME_CHALLENGE = "Username:"
 LOGIN_PASSWORD_CHALLENGE = "Password:"
@@ -87,6 +91,7 @@ class ReceptionSMTP(AiosmtpdSession):
         self._closing = False
         self._in_data = False
         self._errors = 0
+        self._held_replies: list[bytes] = []  # replies to pipelined commands, sent with the last one
         self._last_activity = 0.0
         self._session_timer: asyncio.TimerHandle | None = None
         self.fronts = settings.proxy_fronts
@@ -212,7 +217,7 @@ class ReceptionSMTP(AiosmtpdSession):
             return
         log.info("closing session", extra={"reply": reply.format(host=""), "client": self.peer_ip()})
         metrics.replied(self.settings.smtp_role.value, reply)
-        self.transport.write(reply.format(host=self.hostname).encode() + b"\r\n")  # type: ignore[attr-defined]
+        self.transport.write(self._held_and(reply.format(host=self.hostname)))  # type: ignore[attr-defined]
         self._close()
 
     def _close(self) -> None:
@@ -241,9 +246,22 @@ class ReceptionSMTP(AiosmtpdSession):
     # --- replies --------------------------------------------------------------------------------
 
     async def _push_raw(self, reply: str) -> None:
-        if not self._closing:
-            metrics.replied(self.settings.smtp_role.value, reply)
-            await super().push(reply.encode("utf-8", "replace"))
+        if self._closing:
+            return
+        metrics.replied(self.settings.smtp_role.value, reply)
+        self._held_replies.append(reply.encode("utf-8", "replace"))
+        if (self.command_waiting or reply[3:4] == "-") and reply[:3] not in _SENT_AT_ONCE:
+            # The rest of a multi-line reply (EHLO), or with the next command already here (RFC 2920
+            # §3.1) its reply, goes out with this line: one write, one TLS record; the last line of a
+            # reply that no buffered command follows flushes them all.
+            return
+        held, self._held_replies = self._held_replies, []
+        await super().push(b"\r\n".join(held))
+
+    def _held_and(self, reply: str) -> bytes:
+        """Held replies, then `reply`, for a write outside the command loop (nothing may overtake them)."""
+        held, self._held_replies = self._held_replies, []
+        return b"".join(line + b"\r\n" for line in held) + reply.encode() + b"\r\n"
 
     async def push(self, status: str | bytes) -> None:
         text = replies.without_controls(

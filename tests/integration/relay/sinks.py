@@ -3,7 +3,8 @@
 A sink can be told to answer RCPT for an address with a list of replies (one per attempt, then 250), to
 answer DATA with a list of replies, to stall in DATA (answer only after `stall_seconds`) for its first N
 messages, or to hang up when a connection that already carried a message starts another (`hang_up_on_reuse`);
-it can leave SMTPUTF8 (the default) or 8BITMIME out of its EHLO reply.
+it can leave SMTPUTF8 (the default) or 8BITMIME out of its EHLO reply, or offer PIPELINING (RFC 2920; aiosmtpd
+reads pipelined commands in order but does not advertise it) and record each chunk of input as it arrived.
 Each message records the connection it came on (`peer`: the relay's address and port).
 """
 
@@ -39,6 +40,8 @@ class SinkBehaviour:
     """Advertise SMTPUTF8 (aiosmtpd's default is not to)."""
     eight_bit_mime: bool = True
     """Advertise 8BITMIME (aiosmtpd always does; False takes it out of the EHLO reply)."""
+    pipelining: bool = False
+    """Advertise PIPELINING."""
 
 
 class SinkHandler:
@@ -51,11 +54,14 @@ class SinkHandler:
         self.transactions: dict[tuple[str, int], int] = {}  # per connection (peer), MAIL commands seen
         self.quits = 0
         self.hang_ups = 0
+        self.chunks: list[bytes] = []  # input as it arrived (plain text, inside TLS too)
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if self.behaviour.pipelining:
+            responses = [responses[0], "250-PIPELINING", *responses[1:]]
         if self.behaviour.eight_bit_mime:
             return responses
         return [line for line in responses if line[4:].upper() != "8BITMIME"]
@@ -118,6 +124,18 @@ class SinkHandler:
         return reply
 
 
+class RecordingSMTP(SMTP):
+    def data_received(self, data: bytes) -> None:
+        with self.event_handler.lock:
+            self.event_handler.chunks.append(data)
+        super().data_received(data)
+
+
+class RecordingController(Controller):
+    def factory(self) -> SMTP:
+        return RecordingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class Sink:
     """One receiver at `address:port`."""
 
@@ -131,7 +149,7 @@ class Sink:
         self.address = address
         self.port = port
         self.handler = SinkHandler(behaviour or SinkBehaviour())
-        self.controller = Controller(
+        self.controller = RecordingController(
             self.handler,
             hostname=address,
             port=port,
@@ -152,6 +170,11 @@ class Sink:
     def connections(self) -> set[tuple[str, int]]:
         """The connections (relay address and port) that brought messages."""
         return {message.peer for message in self.messages}
+
+    @property
+    def chunks(self) -> list[bytes]:
+        with self.handler.lock:
+            return list(self.handler.chunks)
 
     @property
     def messages(self) -> list[Received]:

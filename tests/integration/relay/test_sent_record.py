@@ -34,17 +34,19 @@ def stalling_quit_sink(world: RelayWorld, address: str) -> Sink:
 
 
 async def test_sigkill_after_the_remote_accepted_does_not_send_again(world, redis) -> None:
-    accepting = stalling_quit_sink(world, "127.0.5.5")  # amx.world.test: takes bob, then hangs in QUIT
-    # later.world.test defers carol on the first attempt, so the redelivery still has work to do.
-    later = world.sink(
-        "127.0.5.6", SinkBehaviour(rcpt_replies={"carol@later.world.test": ["451 4.3.0 busy"]})
-    )
-    # No connection reuse: the relay QUITs right after the 250, so the sink can hold it there.
-    relay = world.relay(YUBIN_BUS_CLAIM_IDLE_MS="500", YUBIN_RELAY_CONNECTION_CACHE_IDLE_S="0")
+    accepting = world.sink("127.0.5.5")  # amx.world.test: takes bob at once
+    # later.world.test stalls in DATA on the first attempt: the attempt is still running when the relay is
+    # killed, after amx's 250 and before the outcome is written.
+    later = world.sink("127.0.5.6", SinkBehaviour(stall_data=1))
+    relay = world.relay(YUBIN_BUS_CLAIM_IDLE_MS="500")
     envelope = await submit(redis, ["bob@amx.world.test", "carol@later.world.test"], "sent-once")
 
-    assert await asyncio.to_thread(accepting.handler.quitting.wait, 20), "the relay never sent QUIT"
-    assert await redis.hkeys(SENT.format(envelope.queue_id)) == [b"bob@amx.world.test"]
+    assert await asyncio.to_thread(later.handler.stalled.wait, 20), "carol's DATA never started"
+
+    async def recorded() -> bool:
+        return await redis.hkeys(SENT.format(envelope.queue_id)) == [b"bob@amx.world.test"]
+
+    await wait_until(recorded, what="bob's 250 to be recorded")
     relay.kill()  # after the remote's 250, before the attempt's outcome was written
     assert (await redis.xpending(OUTBOUND, RELAY_GROUP))["pending"] == 1
 
@@ -65,8 +67,26 @@ async def test_sigkill_after_the_remote_accepted_does_not_send_again(world, redi
     events = [TraceEvent.model_validate_json(f[b"data"]) for _, f in await redis.xrange(TRACE)]
     [skipped] = [e for e in events if e.event == "already-sent"]
     assert list(skipped.detail["recipients"]) == ["bob@amx.world.test"]
-    # Whether carol's 451 came before the kill or after the restart is up to the scheduler: either way
-    # both end up reported delivered, bob through the record of the first attempt.
+    # Both end up reported delivered, bob through the record of the first attempt.
     delivered = [e for e in events if e.event == "delivered"]
     reported = set().union(*(e.detail["recipients"] for e in delivered))
     assert reported == {"bob@amx.world.test", "carol@later.world.test"}
+
+
+async def test_the_outcome_is_written_while_the_server_still_sits_on_quit(world, redis) -> None:
+    """One domain, all its recipients accepted: no record is needed, and the QUIT goes on in the
+    background, so a server slow to say goodbye does not hold the acknowledgement."""
+    accepting = stalling_quit_sink(world, "127.0.5.5")
+    world.relay(YUBIN_RELAY_CONNECTION_CACHE_IDLE_S="0", YUBIN_RELAY_COMMAND_TIMEOUT_S="60")
+    envelope = await submit(redis, ["bob@amx.world.test", "dora@amx.world.test"], "quit-later")
+    assert await asyncio.to_thread(accepting.handler.quitting.wait, 20), "the relay never sent QUIT"
+
+    async def acknowledged() -> bool:
+        return (await redis.xpending(OUTBOUND, RELAY_GROUP))["pending"] == 0
+
+    await wait_until(acknowledged, what="the entry to be acknowledged while QUIT is unanswered")
+    assert accepting.handler.quitting.is_set() and len(accepting.messages) == 1
+    assert await redis.exists(SENT.format(envelope.queue_id)) == 0
+    events = [TraceEvent.model_validate_json(f[b"data"]) for _, f in await redis.xrange(TRACE)]
+    [delivered] = [e for e in events if e.event == "delivered"]
+    assert set(delivered.detail["recipients"]) == {"bob@amx.world.test", "dora@amx.world.test"}

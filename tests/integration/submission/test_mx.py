@@ -3,6 +3,7 @@
 import re
 import smtplib
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -235,6 +236,37 @@ def test_pipelined_transaction_in_one_write(mx: Reception, clean_queues: redis.R
     [envelope] = all_envelopes(clean_queues)["local"]
     assert envelope["queue_id"] == queue_id
     assert envelope["recipients"] == [USER, OTHER_USER]
+
+
+def test_replies_to_a_pipelined_group_go_out_together(mx: Reception, clean_queues: redis.Redis) -> None:
+    """One TLS record per write: a TLS socket's recv returns one record, so it shows how the server wrote.
+    The replies to a pipelined group (RFC 2920) go out in one write, as does a multi-line EHLO reply."""
+    with socket.create_connection((mx.host, mx.port), timeout=10) as plain:
+        assert plain.recv(4096).startswith(b"220 ")
+        plain.sendall(b"EHLO pipe.example\r\n")
+        while not re.search(rb"(^|\n)250 [^\n]*\r\n$", (ehlo := plain.recv(4096))):
+            pass  # plain text: one recv may or may not hold all lines, read to the last
+        plain.sendall(b"STARTTLS\r\n")
+        assert plain.recv(4096).startswith(b"220 ")
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with context.wrap_socket(plain, server_hostname="localhost") as tls:
+            tls.sendall(b"EHLO pipe.example\r\n")
+            ehlo = tls.recv(65536)
+            assert ehlo.startswith(b"250-") and b"250-PIPELINING\r\n" in ehlo and ehlo.count(b"\r\n250 ") == 1
+            tls.sendall(
+                b"MAIL FROM:<pipe@remote.example>\r\n"
+                b"RCPT TO:<rcpt@alpha.test>\r\n"
+                b"RCPT TO:<nobody@alpha.test>\r\n"
+                b"DATA\r\n"
+            )
+            replies = tls.recv(65536).decode().splitlines()
+            assert [r[:9] for r in replies] == ["250 2.1.0", "250 2.1.5", "550 5.1.1", "354 End d"]
+            tls.sendall(b"Subject: piped over TLS\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+            queue_id = queued_id(tls.recv(65536))
+    [envelope] = all_envelopes(clean_queues)["local"]
+    assert envelope["queue_id"] == queue_id
+    assert envelope["recipients"] == [USER]
 
 
 def test_swaks_with_pipelining(mx: Reception, clean_queues: redis.Redis) -> None:
