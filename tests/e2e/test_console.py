@@ -15,8 +15,6 @@ from tests.e2e.conftest import Lab
 from tests.e2e.console_browser import PHONE, browser, screenshot, visible, wait  # noqa: F401 (fixture)
 from tests.e2e.mail import token, wait_for_message, yubin
 
-pytestmark = pytest.mark.native_only  # the compose lab's info has no console URL yet
-
 ALICE, BOB = "alice@alpha.test", "bob@beta.test"
 EVIL = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
