@@ -74,7 +74,11 @@ def test_a_dns_servfail_fault_defers_alphas_relay_until_it_is_removed(lab: Lab) 
         queue_id = json.loads(sent.stdout)["queue_id"]
 
         def deferred() -> list[dict[str, Any]] | None:
-            return [e for e in trace(alpha, queue_id=queue_id) if e["event"] == "deferred"] or None
+            events = trace(alpha, queue_id=queue_id)
+            assert not [e for e in events if e["event"] == "delivered"], (
+                "delivered: the relay's DNS ignores faults"
+            )
+            return [e for e in events if e["event"] == "deferred"] or None
 
         first = wait_for("alpha's relay to defer on the DNS fault", deferred, timeout=60, every=1)[0]
         assert first["service"] == "relay"
