@@ -4,7 +4,8 @@
 
 The endpoints are asked from compose (`port`), the secrets are the ones compose was given (the .env
 variables, read from this process's environment), CERT is the lab's certificate copied out of the `tls`
-volume. `YUBIN_E2E_LAB_INFO=OUT` points the end-to-end tests at the lab, `YUBIN_LAB_INFO=OUT` the `yubin` CLI.
+volume. Besides the sites: `dns` (CoreDNS), `resolver` (the relays' DNS, where dns-servfail faults apply),
+`console` (the web console's URL) and `console_password`, as `yubin lab info --json` has them. `YUBIN_E2E_LAB_INFO=OUT` points the end-to-end tests at the lab, `YUBIN_LAB_INFO=OUT` the `yubin` CLI.
 """
 
 import os
@@ -27,6 +28,7 @@ LAB_DEFAULTS = {
     "BETA_ADMIN_TOKEN": "beta-admin-lab-token",
     "ALICE_PASSWORD": "secret-alice",
     "BOB_PASSWORD": "secret-bob",
+    "CONSOLE_PASSWORD": "console-lab-password",
 }
 # Where `front` (HAProxy) listens for each site's services (infra/haproxy/haproxy.cfg).
 FRONT_PORTS = {
@@ -65,7 +67,14 @@ def lab_info(compose: list[str], cert: Path) -> dict[str, Any]:
             "admin_token": secret(f"{prefix}_ADMIN_TOKEN"),
             "users": {user: secret(password_var)},
         }
-    return {"dns": published(compose, "coredns", 53, "udp"), "sites": sites, "tls_cert": str(cert)}
+    return {
+        "dns": published(compose, "coredns", 53, "udp"),
+        "resolver": published(compose, "resolver", 53, "udp"),
+        "sites": sites,
+        "tls_cert": str(cert),
+        "console": f"http://{published(compose, 'console', 8025)}/",
+        "console_password": secret("CONSOLE_PASSWORD"),
+    }
 
 
 def main(argv: list[str]) -> int:

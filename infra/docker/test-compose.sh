@@ -39,6 +39,8 @@ if [ "$ci" != true ] && docker compose version >/dev/null 2>&1; then
     compose=(docker compose -p "$project" "${files[@]}")
 else
     compose=(docker-compose -p "$project" "${files[@]}")
+    # Compose v1 gives up on an engine call after 60 s, which a loaded machine's engine can take.
+    export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-300}
 fi
 
 lab_up=false
@@ -53,7 +55,11 @@ cleanup() {
             cat "$state/compose.log"
         fi
         phase "down -v"
-        "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1
+        # Again if need be: on a loaded machine (seen: load 85 on 2 cores) compose's API calls time out and
+        # leave containers running, whose host ports the next lab needs.
+        for _ in 1 2; do
+            "${compose[@]}" down -v --remove-orphans >"$state/down.log" 2>&1 && break
+        done || { echo "test-compose: down -v failed:"; tail -n 20 "$state/down.log"; }
     fi
     [ "$ci" = true ] && infra/ci/dockerd.sh stop "$state/dockerd.pid"
     rm -rf "$state"

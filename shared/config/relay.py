@@ -15,7 +15,7 @@ class RelaySettings(ServiceSettings, BusSettings, AuthClientSettings):
     dns_server: str = Field(
         "127.0.0.1:53",
         description="The DNS server the relay asks for MX and address records, as HOST:PORT "
-        "(CoreDNS in compose, NSD in tests and the native lab).",
+        "(the lab's resolver in front of NSD or, in compose, CoreDNS; NSD in tests).",
     )
     dns_timeout_s: float = Field(
         5.0, gt=0, description="How long one DNS lookup may take before it counts as a temporary failure."

@@ -42,7 +42,7 @@ SECRETS = {
     name: f"{name.lower()}-0123456789abcdef"
     for name in (
         "ALPHA_ADMIN_TOKEN", "ALPHA_SERVICE_TOKEN", "BETA_ADMIN_TOKEN", "BETA_SERVICE_TOKEN",
-        "ALICE_PASSWORD", "BOB_PASSWORD",
+        "ALICE_PASSWORD", "BOB_PASSWORD", "CONSOLE_PASSWORD",
     )
 }  # fmt: skip
 # Not secrets: the `ha` profile's switches, set by infra/redis/compose-ha.env (docs/ha.md); empty/0 by default.
@@ -82,6 +82,10 @@ def test_scripts_run_in_the_image_exist_and_are_copied_into_it() -> None:
         command = service.get("command") or []
         if "build" in service and python_module(service) is None:
             assert command[0] in ("python", "sh"), name
+            if command[1] == "-m":  # a module with arguments (the resolver): its package is in the image
+                assert importlib.util.find_spec(command[2]) is not None, name
+                assert f"COPY {command[2].split('.')[0]} " in dockerfile, name
+                continue
             scripts.append(command[1])
         health = service.get("healthcheck", {}).get("test", [])
         if health[:5] == ["CMD", "timeout", "-s", "KILL", "5"]:
@@ -129,9 +133,36 @@ def test_smtp_roles_and_relay_dns() -> None:
         assert environment(SERVICES[f"submission-{site}"])["YUBIN_SMTP_ROLE"] == "submission"
         assert environment(SERVICES[f"mx-{site}"])["YUBIN_SMTP_ROLE"] == "mx"
         relay = environment(SERVICES[f"relay-{site}"])
-        coredns_ip = SERVICES["coredns"]["networks"]["lab"]["ipv4_address"]
-        assert relay["YUBIN_DNS_SERVER"] == f"{coredns_ip}:53"
+        # The relays ask the resolver, where dns-servfail faults apply; it asks CoreDNS (next test).
+        resolver_ip = SERVICES["resolver"]["networks"]["lab"]["ipv4_address"]
+        assert relay["YUBIN_DNS_SERVER"] == f"{resolver_ip}:53"
+        assert SERVICES[f"relay-{site}"]["depends_on"]["resolver"] == {"condition": "service_healthy"}
         assert relay["YUBIN_RELAY_OWN_ADDRESSES"] == SERVICES[f"mx-{site}"]["networks"]["lab"]["ipv4_address"]
+
+
+def option_values(command: list[str], option: str) -> list[str]:
+    return [command[i + 1] for i, word in enumerate(command[:-1]) if word == option]
+
+
+def test_the_resolver_forwards_to_coredns_and_reads_every_sites_faults() -> None:
+    """As the native lab's `resolver` process (yubin/lab/processes.py): the DNS front in front of the
+    authoritative server, with each site's Redis, the one the site's services use, for its faults."""
+    resolver = SERVICES["resolver"]
+    command = resolver["command"]
+    assert command[:3] == ["python", "-m", "yubin.lab.dns_front"]
+    coredns_ip = SERVICES["coredns"]["networks"]["lab"]["ipv4_address"]
+    assert option_values(command, "--upstream") == [f"{coredns_ip}:53"]
+    assert option_values(command, "--listen") == ["0.0.0.0:53"]
+    sites = dict(value.split("=", 1) for value in option_values(command, "--site"))
+    assert sites == {
+        f"{site}.test": environment(SERVICES[f"auth-{site}"])["YUBIN_REDIS_URL"] for site in SITES
+    }
+    networks = resolver["networks"]
+    assert set(networks) == {"lab", *SITES}
+    assert ipaddress.ip_address(networks["lab"]["ipv4_address"]) != ipaddress.ip_address(coredns_ip)
+    assert resolver["depends_on"]["coredns"] == {"condition": "service_started"}
+    for site in SITES:
+        assert resolver["depends_on"][f"redis-{site}"] == {"condition": "service_healthy"}
 
 
 def bind_mounts(compose: dict[str, Any]) -> list[tuple[str, str]]:
@@ -286,7 +317,7 @@ def test_fixed_addresses_are_outside_the_dynamic_range() -> None:
         for s in SERVICES.values()
         if isinstance(s.get("networks"), dict) and (s["networks"].get("lab") or {}).get("ipv4_address")
     ]
-    assert len(fixed) == 4  # CoreDNS, the two MX servers and the front
+    assert len(fixed) == 5  # CoreDNS, the resolver, the two MX servers and the front
     for address in fixed:
         assert address in subnet and address not in dynamic, address
 
@@ -297,7 +328,8 @@ def test_redis_is_reachable_from_its_own_site_only() -> None:
         assert COMPOSE["networks"][site]["internal"] is True
         for name, service in SERVICES.items():
             networks = service.get("networks") or []
-            if site in networks:
+            # The resolver reads every site's faults (docs/faults.md): the one exception.
+            if site in networks and name != "resolver":
                 assert name.endswith(f"-{site}"), f"{name} is on {site}'s network"
 
 

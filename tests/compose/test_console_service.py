@@ -15,6 +15,7 @@ VARIABLES = {
     "BETA_ADMIN_TOKEN": "beta-admin-0123456789abcdef",
     "ALICE_PASSWORD": "alice-0123456789abcdef",
     "BOB_PASSWORD": "bob-0123456789abcdef",
+    "CONSOLE_PASSWORD": "console-0123456789abcdef",
 }
 
 
@@ -52,7 +53,10 @@ def test_the_console_is_published_on_loopback_and_listens_where_it_is_published(
     ports = published_ports(SERVICES["console"])
     # Beside the native lab's console (127.0.0.1:8025), as the sites' ports are beside the native lab's.
     assert ports == [f"127.0.0.1:18025:{settings.port}"]
-    assert settings.password is None  # printed at start; the sites' admin tokens log in too
+    # A lab default overridable from .env, like the other secrets, so the lab-info file can give it to the
+    # browser tests (infra/docker/compose_lab_info.py); the sites' admin tokens log in too.
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == VARIABLES["CONSOLE_PASSWORD"]
 
 
 def test_the_image_holds_the_console() -> None:

@@ -172,8 +172,14 @@ def send_all(lab: Lab, run: str, on_sent) -> int:
                     smtp.sendmail(ALICE, [to], data)
                     on_sent(n)
                     n += 1
-        except smtplib.SMTPResponseException as exc:
-            if not 400 <= exc.smtp_code < 500 or time.monotonic() > deadline:
+        except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as exc:
+            # A refused RCPT is no SMTPResponseException (seen: 451 at RCPT while an auth replica died).
+            codes = (
+                [code for code, _ in exc.recipients.values()]
+                if isinstance(exc, smtplib.SMTPRecipientsRefused)
+                else [exc.smtp_code]
+            )
+            if not all(400 <= code < 500 for code in codes) or time.monotonic() > deadline:
                 raise
             temporary += 1
             time.sleep(1)

@@ -5,7 +5,8 @@ for the domains of the `dns-servfail` faults (shared/faults.py, docs/faults.md).
         --site alpha.test=redis://127.0.3.10:6379/0 --site beta.test=redis://127.0.3.20:6379/0
 
 The relays of both sites ask it (`YUBIN_DNS_SERVER`), as a site's mail server asks its recursive
-resolver; NSD stays the authoritative server of the `.test` zones. DNS is shared by both sites, so a
+resolver; NSD stays the authoritative server of the `.test` zones. Docker compose runs it as the
+`resolver` service, in front of CoreDNS. DNS is shared by both sites, so a
 fault added at either site's admin API is applied to every query: the faults of all sites are read, at
 most once a second, and each SERVFAIL answered is written to the trace stream of the site that owns the
 fault. UDP and TCP (a client that gets a truncated UDP answer asks again over TCP).
