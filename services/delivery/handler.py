@@ -38,6 +38,7 @@ from redis.asyncio.client import Pipeline
 
 from services.delivery import mailbox_files, metrics
 from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
+from services.delivery.group_commit import GroupCommit
 from services.delivery.retry_queue import delivery_retry_queue
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient, AuthUnavailable
@@ -141,6 +142,7 @@ class Deliverer:
         self.bodies = RedisBodyStore(redis)
         self.duplicates = DuplicateClaims(redis, settings.delivery_duplicate_ttl_s)
         self.usage = MailboxUsage(redis)
+        self.commits = GroupCommit()
         self._local_domains: set[str] | None = None
 
     async def handle(self, entry: Entry) -> None:
@@ -235,18 +237,9 @@ class Deliverer:
                 _, marked = await self._body_and_markers(envelope, [recipient])
                 holders = await self._claim_holders({recipient: claim})
                 earlier = Earlier(marked[recipient], holders.get(recipient))
-            # The file check backs up the marker (which Redis could lose, e.g. restored from an older
-            # backup). The name is the same on every attempt, so it is a stat, whatever the mailbox holds.
-            state = await asyncio.to_thread(mailbox_files.earlier_copies, maildir, name)
-            if state.stored:
-                log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
-                return _delivered(recipient, maildir / state.stored, recovered=True)
-            if earlier.marked and not state.in_tmp:
-                log.info(
-                    "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
-                )
-                return _delivered(recipient, None, recovered=True)
             if not earlier.marked:
+                # Admitted before the Maildir is looked at, so that looking and writing are one trip to
+                # the worker thread. (Only a delivery whose marker Redis lost finds its file there.)
                 refused = await self._admission(envelope, recipient, maildir, earlier, len(data))
                 if refused is not None:
                     if earlier.claimed and claim is not None and refused.duplicate_of is None:
@@ -259,24 +252,37 @@ class Deliverer:
                     holder = await self.duplicates.claim(claim, envelope.queue_id)
                     if holder != envelope.queue_id:
                         return self._suppressed(recipient, holder)
+            # The file check backs up the marker (which Redis could lose, e.g. restored from an older
+            # backup). The name is the same on every attempt, so it is a stat, whatever the mailbox holds.
             # Marked with a file left in tmp/: the crash came between marker and rename. The file is
             # written afresh (the body is at hand) rather than trusting which leftover is complete.
             tmp = mailbox_files.tmp_name(name)
             try:  # (creates the Maildir if this is its first message)
-                await asyncio.to_thread(mailbox_files.write_tmp, maildir, tmp, data, stale=state.in_tmp)
+                state = await asyncio.to_thread(
+                    mailbox_files.look_and_write, maildir, name, tmp, data, marked=earlier.marked
+                )
             except OSError:
                 if claim is not None and not earlier.marked:
                     # We are deferring: let another copy be stored meanwhile rather than be suppressed
                     # in favour of one that may never make it. (Before the marker, so no copy is complete.)
                     await self.duplicates.release(claim, envelope.queue_id)
                 raise
+            if state.stored:
+                log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
+                return _delivered(recipient, maildir / state.stored, recovered=True)
+            if earlier.marked and not state.in_tmp:
+                log.info(
+                    "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
+                )
+                return _delivered(recipient, None, recovered=True)
             if not earlier.marked:
                 # A transaction: with a replicated Redis it returns once a replica has the marker, before
                 # the rename makes the file visible (and fetchable, deletable) in new/ (docs/ha.md).
                 async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
                     await pipe.execute()
-            await asyncio.to_thread(mailbox_files.move_to_new, maildir, tmp, name)
+            # Returns once new/ is fsynced after the rename (one fsync for the renames of a moment).
+            await self.commits.rename(maildir / "tmp" / tmp, maildir / "new" / name)
         except OSError as exc:
             # Disk full, permissions, I/O error: the operator can fix these, so retry rather than bounce.
             log.exception("mailbox write failed", extra={"recipient": recipient})
