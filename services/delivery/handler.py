@@ -13,7 +13,9 @@ Per recipient (`deliver_one`):
 4. Quota: a message larger than the whole quota fails at once (5.2.2); one that does not fit what is left
    (usage kept in Redis, `shared.mailbox_usage`) defers (4.2.2).
 5. Claim the copy for this recipient (lost the race → duplicate, as in 2.); write `tmp/<name>.<random>`,
-   fsync; set the marker; rename to `new/<name>`, fsync `new/`. (`handle` takes the claim before 3. and
+   fsync; set the marker; rename to `new/<name>`, fsync `new/` (`group_commit`: one fsync for the renames
+   into a directory at about the same moment, each returning only after the fsync that covers it).
+   The file check of 1. runs after 3. and 4., in the worker-thread trip that writes the file. (`handle` takes the claim before 3. and
    4., in the round trip that tells 2.; a recipient refused there gives it back at once.)
    The marker is set *before* the rename, so a redelivery after a crash recognizes the delivery even if
    the user fetched and deleted the file in between; a marker with a file left in `tmp/` means the crash
@@ -87,6 +89,8 @@ class Earlier:
     """The queue id holding this Message-ID's claim for the recipient (see `duplicates`), if any."""
     claimed: bool = False
     """This attempt already holds the claim (taken by `handle`): step 5 need not take it again."""
+    claim: str | None = None
+    """The claim key, when `handle` computed it (a digest of the body: computed once per entry)."""
 
 
 def delivery_file_name(envelope: Envelope, recipient: str, hostname: str, data: bytes) -> str:
@@ -166,7 +170,10 @@ class Deliverer:
             holders = await self._take_claims(envelope, claims, marked)
             outcomes = [
                 await self.deliver_one(
-                    envelope, body, r, Earlier(marked[r], holders.get(r), claimed=r in holders)
+                    envelope,
+                    body,
+                    r,
+                    Earlier(marked[r], holders.get(r), claimed=r in holders, claim=claims[r]),
                 )
                 for r in recipients
             ]
@@ -229,7 +236,10 @@ class Deliverer:
         except UnsafeAddress:
             return _failed(recipient, "5.1.3", "mailbox address not usable as a mailbox name")
         marker = MARKER.format(envelope.queue_id, recipient)
-        claim = self._claim_keys(envelope, body, [recipient])[recipient]
+        if earlier is not None and earlier.claim is not None:
+            claim: str | None = earlier.claim
+        else:
+            claim = self._claim_keys(envelope, body, [recipient])[recipient]
         data = stored_message(body, envelope.sender, recipient)
         name = delivery_file_name(envelope, recipient, self.settings.hostname, data)
         try:
