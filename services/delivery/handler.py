@@ -208,9 +208,9 @@ class Deliverer:
             keyed[recipient] = key
         if not keyed:
             return {}
-        # A transaction, as `DuplicateClaims.claim`: with a replicated Redis it returns only once a replica
+        # With a replicated Redis a transaction, as `DuplicateClaims.claim`: it returns only once a replica
         # holds the claims, and the files are written after it (docs/ha.md).
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self._confirmed_writes() as pipe:
             for key in keyed.values():
                 self.duplicates.stage_claim(pipe, key, envelope.queue_id)
             previous = await pipe.execute()
@@ -218,6 +218,14 @@ class Deliverer:
             r: v.decode() if v is not None else envelope.queue_id
             for r, v in zip(keyed, previous, strict=True)
         }
+
+    def _confirmed_writes(self) -> Pipeline:
+        """A pipeline for writes that must be confirmed before an effect outside Redis (a file written or
+        renamed): a transaction when Redis is replicated, since WAIT follows transactions only
+        (`shared.redis_client`); otherwise a plain pipeline, as each of these writes (SET, SET NX GET) is
+        atomic alone and `appendfsync always` has it on disk when Redis answers: MULTI/EXEC would add two
+        commands and their replies to parse, and nothing else."""
+        return self.redis.pipeline(transaction=getattr(self.redis, "replicas", 0) > 0)
 
     async def _claim_holders(self, claims: dict[str, str | None]) -> dict[str, str]:
         """The queue id holding each recipient's claim, for the recipients that have a claim key."""
@@ -286,9 +294,9 @@ class Deliverer:
                 )
                 return _delivered(recipient, None, recovered=True)
             if not earlier.marked:
-                # A transaction: with a replicated Redis it returns once a replica has the marker, before
+                # With a replicated Redis a transaction: it returns once a replica has the marker, before
                 # the rename makes the file visible (and fetchable, deletable) in new/ (docs/ha.md).
-                async with self.redis.pipeline(transaction=True) as pipe:
+                async with self._confirmed_writes() as pipe:
                     pipe.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
                     await pipe.execute()
             # Returns once new/ is fsynced after the rename (one fsync for the renames of a moment).
