@@ -31,7 +31,8 @@ class _Rename:
 class _Directory:
     waiting: list[_Rename] = field(default_factory=list)
     """Renames queued for the next group (they start once the running group has ended)."""
-    running: bool = False
+    running: asyncio.Task[None] | None = None
+    """The task renaming and syncing groups while any are queued (referenced so it is not collected)."""
 
 
 class GroupCommit:
@@ -50,9 +51,8 @@ class GroupCommit:
         # A caller that gives up (cancelled) must not leave an error nobody retrieves.
         done.add_done_callback(lambda f: f.cancelled() or f.exception())
         state.waiting.append(_Rename(source, target, done))
-        if not state.running:
-            state.running = True
-            asyncio.get_running_loop().create_task(self._run(directory, state))
+        if state.running is None:
+            state.running = asyncio.get_running_loop().create_task(self._run(directory, state))
         # Shielded: the group goes on for the others (and for this file) if this caller is cancelled.
         await asyncio.shield(done)
 
@@ -63,10 +63,13 @@ class GroupCommit:
                 try:
                     errors = await asyncio.to_thread(self._rename_and_sync, directory, group)
                 except BaseException as exc:  # the fsync failed: no rename of the group is durable
+                    error = (
+                        exc if isinstance(exc, Exception) else OSError(f"rename into {directory} interrupted")
+                    )
                     for item in group:
                         if not item.done.done():
-                            item.done.set_exception(exc)
-                    if not isinstance(exc, Exception):
+                            item.done.set_exception(error)
+                    if error is not exc:
                         raise
                     continue
                 for item, error in zip(group, errors, strict=True):
@@ -77,9 +80,13 @@ class GroupCommit:
                     else:
                         item.done.set_exception(error)
         finally:
-            state.running = False
-            if not state.waiting:
-                self._directories.pop(directory, None)
+            # Left early (cancelled at shutdown): nobody may wait for a group that will not run.
+            for item in state.waiting:
+                if not item.done.done():
+                    item.done.set_exception(OSError(f"rename into {directory} abandoned"))
+            state.waiting = []
+            state.running = None
+            self._directories.pop(directory, None)
 
     def _rename_and_sync(self, directory: Path, group: list[_Rename]) -> list[BaseException | None]:
         """In the worker thread: every rename of the group, then one fsync of the directory (if any rename
