@@ -13,7 +13,9 @@ Per recipient (`deliver_one`):
 4. Quota: a message larger than the whole quota fails at once (5.2.2); one that does not fit what is left
    (usage kept in Redis, `shared.mailbox_usage`) defers (4.2.2).
 5. Claim the copy for this recipient (lost the race → duplicate, as in 2.); write `tmp/<name>.<random>`,
-   fsync; set the marker; rename to `new/<name>`, fsync `new/`. (`handle` takes the claim before 3. and
+   fsync; set the marker; rename to `new/<name>`, fsync `new/` (`group_commit`: one fsync for the renames
+   into a directory at about the same moment, each returning only after the fsync that covers it).
+   The file check of 1. runs after 3. and 4., in the worker-thread trip that writes the file. (`handle` takes the claim before 3. and
    4., in the round trip that tells 2.; a recipient refused there gives it back at once.)
    The marker is set *before* the rename, so a redelivery after a crash recognizes the delivery even if
    the user fetched and deleted the file in between; a marker with a file left in `tmp/` means the crash
@@ -38,6 +40,7 @@ from redis.asyncio.client import Pipeline
 
 from services.delivery import mailbox_files, metrics
 from services.delivery.duplicates import DuplicateClaims, claim_key, copy_digest, normalized_message_id
+from services.delivery.group_commit import GroupCommit
 from services.delivery.retry_queue import delivery_retry_queue
 from services.delivery.stored_message import stored_message
 from shared.auth_client import AuthClient, AuthUnavailable
@@ -86,6 +89,8 @@ class Earlier:
     """The queue id holding this Message-ID's claim for the recipient (see `duplicates`), if any."""
     claimed: bool = False
     """This attempt already holds the claim (taken by `handle`): step 5 need not take it again."""
+    claim: str | None = None
+    """The claim key, when `handle` computed it (a digest of the body: computed once per entry)."""
 
 
 def delivery_file_name(envelope: Envelope, recipient: str, hostname: str, data: bytes) -> str:
@@ -141,6 +146,7 @@ class Deliverer:
         self.bodies = RedisBodyStore(redis)
         self.duplicates = DuplicateClaims(redis, settings.delivery_duplicate_ttl_s)
         self.usage = MailboxUsage(redis)
+        self.commits = GroupCommit()
         self._local_domains: set[str] | None = None
 
     async def handle(self, entry: Entry) -> None:
@@ -164,7 +170,10 @@ class Deliverer:
             holders = await self._take_claims(envelope, claims, marked)
             outcomes = [
                 await self.deliver_one(
-                    envelope, body, r, Earlier(marked[r], holders.get(r), claimed=r in holders)
+                    envelope,
+                    body,
+                    r,
+                    Earlier(marked[r], holders.get(r), claimed=r in holders, claim=claims[r]),
                 )
                 for r in recipients
             ]
@@ -199,9 +208,9 @@ class Deliverer:
             keyed[recipient] = key
         if not keyed:
             return {}
-        # A transaction, as `DuplicateClaims.claim`: with a replicated Redis it returns only once a replica
+        # With a replicated Redis a transaction, as `DuplicateClaims.claim`: it returns only once a replica
         # holds the claims, and the files are written after it (docs/ha.md).
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self._confirmed_writes() as pipe:
             for key in keyed.values():
                 self.duplicates.stage_claim(pipe, key, envelope.queue_id)
             previous = await pipe.execute()
@@ -209,6 +218,14 @@ class Deliverer:
             r: v.decode() if v is not None else envelope.queue_id
             for r, v in zip(keyed, previous, strict=True)
         }
+
+    def _confirmed_writes(self) -> Pipeline:
+        """A pipeline for writes that must be confirmed before an effect outside Redis (a file written or
+        renamed): a transaction when Redis is replicated, since WAIT follows transactions only
+        (`shared.redis_client`); otherwise a plain pipeline, as each of these writes (SET, SET NX GET) is
+        atomic alone and `appendfsync always` has it on disk when Redis answers: MULTI/EXEC would add two
+        commands and their replies to parse, and nothing else."""
+        return self.redis.pipeline(transaction=getattr(self.redis, "replicas", 0) > 0)
 
     async def _claim_holders(self, claims: dict[str, str | None]) -> dict[str, str]:
         """The queue id holding each recipient's claim, for the recipients that have a claim key."""
@@ -227,7 +244,10 @@ class Deliverer:
         except UnsafeAddress:
             return _failed(recipient, "5.1.3", "mailbox address not usable as a mailbox name")
         marker = MARKER.format(envelope.queue_id, recipient)
-        claim = self._claim_keys(envelope, body, [recipient])[recipient]
+        if earlier is not None and earlier.claim is not None:
+            claim: str | None = earlier.claim
+        else:
+            claim = self._claim_keys(envelope, body, [recipient])[recipient]
         data = stored_message(body, envelope.sender, recipient)
         name = delivery_file_name(envelope, recipient, self.settings.hostname, data)
         try:
@@ -235,18 +255,9 @@ class Deliverer:
                 _, marked = await self._body_and_markers(envelope, [recipient])
                 holders = await self._claim_holders({recipient: claim})
                 earlier = Earlier(marked[recipient], holders.get(recipient))
-            # The file check backs up the marker (which Redis could lose, e.g. restored from an older
-            # backup). The name is the same on every attempt, so it is a stat, whatever the mailbox holds.
-            state = await asyncio.to_thread(mailbox_files.earlier_copies, maildir, name)
-            if state.stored:
-                log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
-                return _delivered(recipient, maildir / state.stored, recovered=True)
-            if earlier.marked and not state.in_tmp:
-                log.info(
-                    "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
-                )
-                return _delivered(recipient, None, recovered=True)
             if not earlier.marked:
+                # Admitted before the Maildir is looked at, so that looking and writing are one trip to
+                # the worker thread. (Only a delivery whose marker Redis lost finds its file there.)
                 refused = await self._admission(envelope, recipient, maildir, earlier, len(data))
                 if refused is not None:
                     if earlier.claimed and claim is not None and refused.duplicate_of is None:
@@ -259,24 +270,37 @@ class Deliverer:
                     holder = await self.duplicates.claim(claim, envelope.queue_id)
                     if holder != envelope.queue_id:
                         return self._suppressed(recipient, holder)
+            # The file check backs up the marker (which Redis could lose, e.g. restored from an older
+            # backup). The name is the same on every attempt, so it is a stat, whatever the mailbox holds.
             # Marked with a file left in tmp/: the crash came between marker and rename. The file is
             # written afresh (the body is at hand) rather than trusting which leftover is complete.
             tmp = mailbox_files.tmp_name(name)
             try:  # (creates the Maildir if this is its first message)
-                await asyncio.to_thread(mailbox_files.write_tmp, maildir, tmp, data, stale=state.in_tmp)
+                state = await asyncio.to_thread(
+                    mailbox_files.look_and_write, maildir, name, tmp, data, marked=earlier.marked
+                )
             except OSError:
                 if claim is not None and not earlier.marked:
                     # We are deferring: let another copy be stored meanwhile rather than be suppressed
                     # in favour of one that may never make it. (Before the marker, so no copy is complete.)
                     await self.duplicates.release(claim, envelope.queue_id)
                 raise
+            if state.stored:
+                log.info("stored by an earlier attempt", extra={"recipient": recipient, "file": state.stored})
+                return _delivered(recipient, maildir / state.stored, recovered=True)
+            if earlier.marked and not state.in_tmp:
+                log.info(
+                    "stored by an earlier attempt, since removed by the user", extra={"recipient": recipient}
+                )
+                return _delivered(recipient, None, recovered=True)
             if not earlier.marked:
-                # A transaction: with a replicated Redis it returns once a replica has the marker, before
+                # With a replicated Redis a transaction: it returns once a replica has the marker, before
                 # the rename makes the file visible (and fetchable, deletable) in new/ (docs/ha.md).
-                async with self.redis.pipeline(transaction=True) as pipe:
+                async with self._confirmed_writes() as pipe:
                     pipe.set(marker, b"1", ex=self.settings.delivery_marker_ttl_s)
                     await pipe.execute()
-            await asyncio.to_thread(mailbox_files.move_to_new, maildir, tmp, name)
+            # Returns once new/ is fsynced after the rename (one fsync for the renames of a moment).
+            await self.commits.rename(maildir / "tmp" / tmp, maildir / "new" / name)
         except OSError as exc:
             # Disk full, permissions, I/O error: the operator can fix these, so retry rather than bounce.
             log.exception("mailbox write failed", extra={"recipient": recipient})

@@ -121,6 +121,16 @@ def write_tmp(path: Path, name: str, data: bytes, *, stale: list[str]) -> None:
         os.close(fd)
 
 
+def look_and_write(path: Path, name: str, tmp: str, data: bytes, *, marked: bool) -> EarlierCopies:
+    """`earlier_copies`, then `write_tmp` unless the delivery needs no new file: one trip to the worker
+    thread for both. No new file when it is stored already, or when it is `marked` (complete) with nothing
+    left in `tmp/` (the user has since removed it). Returns what `earlier_copies` found."""
+    state = earlier_copies(path, name)
+    if state.stored is None and (not marked or state.in_tmp):
+        write_tmp(path, tmp, data, stale=state.in_tmp)
+    return state
+
+
 def move_to_new(path: Path, tmp: str, name: str) -> None:
     """Rename `tmp/<tmp>` to `new/<name>` and fsync `new/`: from here on the message is delivered."""
     os.rename(path / "tmp" / tmp, path / "new" / name)
