@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.submission import headers, replies
 from services.submission.headers import ClientInfo
+from services.submission.subject import subject_of
 from shared.enqueue import enqueue
 from shared.models import Envelope, TraceEvent, new_queue_id
 
@@ -63,6 +64,7 @@ async def accept_message(
     hostname: str,
     role: str,
     add_missing_headers: bool,
+    trace_subject: bool = True,
 ) -> Accepted:
     """Store and publish; raises MailLoop, or a Redis error when the store is unreachable (nothing stored)."""
     parsed = headers.parse_headers(content)
@@ -115,5 +117,8 @@ async def accept_message(
             "auth_user": transaction.auth_user,
         },
     )
+    subject = subject_of(content) if trace_subject else None
+    if subject is not None:
+        trace.detail["subject"] = subject  # for people watching; absent when the message has none
     await queue.enqueue(body, routes, trace)
     return Accepted(queue_id=queue_id, message_id=message_id)

@@ -137,6 +137,7 @@ class ReceptionHandler:
                 hostname=self.settings.hostname,
                 role=self.policy.role.value,
                 add_missing_headers=self.policy.adds_missing_headers,
+                trace_subject=self.settings.trace_subjects,
             )
         except MailLoop as loop:
             log.info("mail loop", extra={"received_headers": loop.args[0], "client": server.peer_ip()})

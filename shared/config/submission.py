@@ -124,6 +124,13 @@ class SubmissionSettings(ServiceSettings, AuthClientSettings, ProxyProtocolSetti
         "before they are closed.",
     )
 
+    trace_subjects: bool = Field(
+        True,
+        description="Put each accepted message's Subject (decoded, one line, at most 200 characters) in its "
+        "`accepted` trace event, for the console and `yubin trace`. That is message content kept in Redis's "
+        "trace stream (until trimmed, TRACE_MAXLEN events); off: the event has no subject.",
+    )
+
     @model_validator(mode="after")
     def _memory_holds_one_message(self) -> "SubmissionSettings":
         if self.max_data_memory < self.max_message_size:

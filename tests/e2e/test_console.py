@@ -187,3 +187,36 @@ def test_labels_switch_to_japanese_and_stay(browser, lab: Lab) -> None:
         lambda d: d.find_element(By.CSS_SELECTOR, "#nav a[href='#/map']").text == "ライブマップ"
     )
     browser.find_element(By.ID, "lang").click()
+
+
+def test_a_subject_sent_over_smtp_shows_as_text_on_the_map_search_and_journey(browser, lab: Lab) -> None:
+    """Not from the console's form: the console learns the subject from the `accepted` trace event."""
+    import smtplib  # here, not at the top: this test is added beside other changes to the file's head
+
+    from tests.e2e.mail import hostport
+
+    subject = '<img src=x onerror="window.__xss2=1">'
+    message_id = f"<{token()}@alpha.test>"
+    log_in(browser, lab)
+    host, port = hostport(lab.site("alpha.test")["submission"])
+    with smtplib.SMTP(host, port, timeout=30) as smtp:
+        smtp.login(ALICE, lab.password(ALICE))
+        message = (
+            f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n\r\nHi.\r\n"
+        )
+        smtp.sendmail(ALICE, [BOB], message.encode())
+
+    browser.get(browser.current_url.split("#")[0] + "#/map")
+    wait(browser).until(lambda d: "delivery stored" in ticker(d, message_id))
+    # Every step shows it, beta's delivery too, though only alpha's and beta's accepted events carry it.
+    steps_shown = ticker(browser, message_id).splitlines()
+    assert steps_shown and all(subject in step for step in steps_shown), steps_shown
+
+    open_journey(browser, message_id)  # searches by Message-ID, then opens the result
+    assert browser.find_element(By.ID, "message-subject").text == subject
+    browser.back()
+    link = wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#messages tbody a"))[0]
+    assert link.text == subject
+
+    assert browser.find_elements(By.CSS_SELECTOR, "main img, main script") == []
+    assert browser.execute_script("return typeof window.__xss2") == "undefined"

@@ -117,8 +117,18 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(event))
             continue
-        at = datetime.fromisoformat(event["at"]).strftime("%H:%M:%S.%f")[:-3]
-        detail = " ".join(f"{k}={v}" for k, v in event.get("detail", {}).items())
-        line = f"{at} {event['site']:<10} {event['service']:<10} {event['event']:<10} {event['queue_id']}  {detail}"
-        print("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line))
+        print(text_line(event))
     return ExitCode.OK
+
+
+def text_line(event: dict[str, Any]) -> str:
+    """One event as a line for a terminal: the subject (accepted events) first and quoted, so nothing in
+    it passes for another field; anything unprintable from mail escaped."""
+    at = datetime.fromisoformat(event["at"]).strftime("%H:%M:%S.%f")[:-3]
+    detail = dict(event.get("detail") or {})
+    subject = detail.pop("subject", None)
+    fields = [json.dumps(subject, ensure_ascii=False)] if isinstance(subject, str) else []
+    fields += [f"{k}={v}" for k, v in detail.items()]
+    line = f"{at} {event['site']:<10} {event['service']:<10} {event['event']:<10} {event['queue_id']}  "
+    line += " ".join(fields)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)

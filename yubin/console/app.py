@@ -26,7 +26,7 @@ from yubin.console.security import SecurityHeaders
 from yubin.console.send import SendRefused, check, compose, submit
 from yubin.console.sessions import COOKIE, CSRF_HEADER, Sessions
 from yubin.console.settings import ConsoleSettings
-from yubin.console.timeline import dsn_queue_ids, merge, summarize, timeline
+from yubin.console.timeline import dsn_queue_ids, merge, subject_of, summarize, timeline
 from yubin.console.upstream import SiteClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,8 @@ async def journey(console: Console, wanted: str) -> dict[str, Any]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no trace events for this message")
     return {
         "message_ids": sorted(message_ids),
-        "subject": next((console.feed.subjects[m] for m in message_ids if m in console.feed.subjects), None),
+        "subject": subject_of(events, message_ids)
+        or next((console.feed.subjects[m] for m in message_ids if m in console.feed.subjects), None),
         "events": timeline(events, dsn_messages, dsn_ids, message_ids),
         "errors": errors,
     }

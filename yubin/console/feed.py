@@ -33,15 +33,25 @@ class Feed:
         self.status: dict[str, str] = {site: "connecting" for site in self.sites}
         self.tasks: list[asyncio.Task[None]] = []
         self.subjects: OrderedDict[str, str] = OrderedDict()
-        """Message-ID → subject of the messages sent from this console (trace events carry no subject)."""
+        """Message-ID (or "site queue id" without one) → subject, the last KNOWN_SUBJECTS: learnt from
+        `accepted` events (only they carry it) and from this console's own form (known before its event)."""
 
     def remember_subject(self, message_id: str, subject: str) -> None:
         self.subjects[message_id] = subject
         while len(self.subjects) > KNOWN_SUBJECTS:
             self.subjects.popitem(last=False)
 
+    def learn_subject(self, event: dict[str, Any]) -> None:
+        subject = (event.get("detail") or {}).get("subject")
+        if event.get("event") == "accepted" and isinstance(subject, str):
+            key = subject_key(event)
+            # The first one told stays: beta's MX accepts the same message again, and a stranger's
+            # message reusing its Message-ID should not relabel it.
+            if key not in self.subjects:
+                self.remember_subject(key, subject)
+
     def with_subject(self, event: dict[str, Any]) -> dict[str, Any]:
-        subject = self.subjects.get(str(event.get("message_id") or ""))
+        subject = self.subjects.get(subject_key(event))
         return {**event, "subject": subject} if subject is not None else event
 
     def start(self) -> None:
@@ -55,6 +65,7 @@ class Feed:
                 await task
 
     def publish(self, event: dict[str, Any]) -> None:
+        self.learn_subject(event)
         hop = hop_of(event, self.sites)
         enriched = {
             **self.with_subject(event),
@@ -98,3 +109,8 @@ class Feed:
                 log.warning("trace feed interrupted", extra={"site": client.domain, "error": str(exc)})
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
+
+
+def subject_key(event: dict[str, Any]) -> str:
+    """A message's key in `Feed.subjects`: its Message-ID, else its queue id at its site."""
+    return str(event.get("message_id") or f"{event.get('site')} {event.get('queue_id')}")

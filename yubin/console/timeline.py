@@ -70,6 +70,16 @@ def timeline(
     return result
 
 
+def subject_of(events: list[dict[str, Any]], message_ids: set[str]) -> str | None:
+    """The Subject the message's first `accepted` event names (a DSN's are another message's)."""
+    for event in merge(events):
+        subject = (event.get("detail") or {}).get("subject")
+        own = event.get("message_id") in message_ids if message_ids else not event.get("message_id")
+        if event.get("event") == "accepted" and isinstance(subject, str) and own:
+            return subject
+    return None
+
+
 def summarize(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Search results: one row per message (by Message-ID, else by site and queue id), newest first."""
     rows: dict[str, dict[str, Any]] = {}
