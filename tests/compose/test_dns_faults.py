@@ -5,9 +5,7 @@ delivered. Everything goes through the lab's published ports: the admin API, sub
 """
 
 import json
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import dns.message
@@ -15,7 +13,7 @@ import dns.query
 import httpx
 import pytest
 
-from tests.e2e.conftest import LAB_INFO_ENV, Lab
+from tests.e2e.conftest import Lab
 from tests.e2e.mail import hostport, messages_with, token, wait_for, wait_for_message, yubin
 
 pytestmark = pytest.mark.compose
@@ -23,14 +21,6 @@ pytestmark = pytest.mark.compose
 ALICE, BOB = "alice@alpha.test", "bob@beta.test"
 FAULT_REFRESH_S = 1.2
 """The resolver re-reads the sites' faults at most once a second (yubin/lab/dns_front.py)."""
-
-
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    path = os.environ.get(LAB_INFO_ENV)
-    if not path:
-        pytest.fail(f"{LAB_INFO_ENV} is not set: run `make test-compose`, which starts the compose lab")
-    return Lab(json.loads(Path(path).read_text()), Path(path), None)
 
 
 def admin(lab: Lab, domain: str) -> httpx.Client:

@@ -12,8 +12,6 @@ after the end-to-end suite, then runs this file:
 """
 
 import collections
-import json
-import os
 import poplib
 import re
 import smtplib
@@ -21,12 +19,11 @@ import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from tests.compose import replicas as docker
-from tests.e2e.conftest import LAB_INFO_ENV, Lab
+from tests.e2e.conftest import Lab
 from tests.e2e.mail import hostport, token, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.compose_scaled]
@@ -40,14 +37,6 @@ PER_CONNECTION = 25
 TOKEN = re.compile(rb"X-Scale-Token: (\S+)")
 IN_USE = b"-ERR [IN-USE]"
 FRONT_SERVER = re.compile(r" (?P<backend>[\w.-]+)/(?P<server>[\w.-]+) ")
-
-
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    path = os.environ.get(LAB_INFO_ENV)
-    if not path:
-        pytest.fail(f"{LAB_INFO_ENV} is not set: run `make test-compose`, which starts the compose lab")
-    return Lab(json.loads(Path(path).read_text()), Path(path), None)
 
 
 @pytest.fixture(scope="module")

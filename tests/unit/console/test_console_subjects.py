@@ -5,24 +5,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.unit.console.trace_events import ev
 from yubin.console.feed import KNOWN_SUBJECTS, Feed
 from yubin.console.settings import ConsoleSettings
 from yubin.console.timeline import subject_of, summarize
 from yubin.console.upstream import SiteClient
 
 EVIL = '<img src=x onerror="window.__xss2=1">'
-
-
-def ev(site, service, event, at, queue_id, message_id="<m1@alpha.test>", **detail):
-    return {
-        "site": site,
-        "service": service,
-        "event": event,
-        "at": f"2026-01-01T12:00:{at:06.3f}+00:00",
-        "queue_id": queue_id,
-        "message_id": message_id,
-        "detail": detail,
-    }
 
 
 @pytest.fixture

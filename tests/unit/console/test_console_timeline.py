@@ -1,19 +1,7 @@
 """A message's journey across both sites: merged, ordered, with time between steps and its DSNs."""
 
+from tests.unit.console.trace_events import ev
 from yubin.console.timeline import dsn_queue_ids, merge, summarize, timeline
-
-
-def ev(site, service, event, at, queue_id, message_id="<m1@alpha.test>", ident=None, **detail):
-    return {
-        "id": ident,
-        "site": site,
-        "service": service,
-        "event": event,
-        "at": f"2026-01-01T12:00:{at:06.3f}+00:00",
-        "queue_id": queue_id,
-        "message_id": message_id,
-        "detail": detail,
-    }
 
 
 def test_both_sites_merge_in_time_order_once_each() -> None:
