@@ -3,6 +3,7 @@
 form, watch the message on the map, read its journey across both sites after `yubin fetch`, break the
 other site's MX and see the deferral, and a subject full of markup that must stay text."""
 
+import re
 import time
 from pathlib import Path
 
@@ -83,6 +84,14 @@ def reload_until(driver, what, probe, timeout: float = 40.0):
         visible(driver, "#timeline li")
 
 
+NONZERO_RATE = re.compile(r"(?:[1-9][\d.]*|0\.\d*[1-9]\d*)/min")
+
+
+def node_stats(driver, key: str) -> str:
+    """The figures the map shows at one node (`site/role`), e.g. `2/min · 0 waiting`."""
+    return driver.find_element(By.CSS_SELECTOR, f'[data-node="{key}"] .node-stats').text
+
+
 def test_a_wrong_password_is_refused(browser, lab: Lab) -> None:
     browser.get(lab.info["console"])
     visible(browser, "#secret").send_keys("not-the-password")
@@ -100,6 +109,8 @@ def test_send_watch_the_map_and_read_the_journey_across_both_sites(browser, lab:
     browser.get(browser.current_url.split("#")[0] + "#/map")
     wait(browser).until(lambda d: "delivery stored" in ticker(d, message_id))
     assert subject in ticker(browser, message_id)
+    # The hops' figures come from the services' /metrics, scraped every few seconds: they move too.
+    wait(browser, 60).until(lambda d: NONZERO_RATE.match(node_stats(d, "beta.test/mailbox")))
     screenshot(browser, "console-map", tmp_path)
 
     wait_for_message(lab, BOB, subject)
