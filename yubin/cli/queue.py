@@ -9,6 +9,7 @@ and sends the sender a DSN, `delete` drops the message without one.
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from yubin.cli.admin import call, connection_options, output, path_part
@@ -25,15 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     connection_options(p)
     p.set_defaults(handler=dead_list)
-    for name, help_text, handler in (
+    add_entry_commands(
+        commands,
+        ("id", "the dead letter's id (from `yubin queue dead list`)"),
         ("show", "show one dead letter with its payload", dead_show),
         ("retry", "put a dead letter back on its stream", dead_retry),
         ("delete", "drop a dead letter for good (releases its message body)", dead_delete),
-    ):
-        p = commands.add_parser(name, help=help_text)
-        p.add_argument("id", help="the dead letter's id (from `yubin queue dead list`)")
-        connection_options(p)
-        p.set_defaults(handler=handler)
+    )
 
     deferred = areas.add_parser("deferred", help="messages waiting for their next attempt")
     commands = deferred.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -41,13 +40,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     connection_options(p)
     p.set_defaults(handler=deferred_list)
-    for name, help_text, handler in (
+    add_entry_commands(
+        commands,
+        ("queue_id", "the message's queue id (from `yubin queue deferred list`)"),
         ("retry", "attempt delivery now", deferred_retry),
         ("bounce", "give up now: the sender gets a DSN", deferred_bounce),
         ("delete", "drop the message without a DSN (releases its body)", deferred_delete),
-    ):
+    )
+
+
+def add_entry_commands(
+    commands: argparse._SubParsersAction,
+    entry: tuple[str, str],
+    *verbs: tuple[str, str, Callable[[argparse.Namespace], int]],
+) -> None:
+    """One subcommand per verb, each taking the entry it acts on (`entry`: argument name and help)."""
+    for name, help_text, handler in verbs:
         p = commands.add_parser(name, help=help_text)
-        p.add_argument("queue_id", help="the message's queue id (from `yubin queue deferred list`)")
+        p.add_argument(entry[0], help=entry[1])
         connection_options(p)
         p.set_defaults(handler=handler)
 
