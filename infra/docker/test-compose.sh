@@ -112,15 +112,19 @@ ready() {
 }
 # 240 s is plenty on a quiet machine (it is healthy in about a minute); one busy with other work needs more.
 health_wait=${COMPOSE_HEALTH_WAIT_S:-600}
-deadline=$((SECONDS + health_wait))
-until ready; do
-    [ $? -eq 2 ] && exit 1
-    if [ $SECONDS -ge $deadline ]; then
-        echo "test-compose: the lab did not become healthy within $health_wait s" >&2
-        exit 1
-    fi
-    sleep 1
-done
+# wait_healthy WHAT: until every container is healthy (`ready`), at most $health_wait s; exits on failure.
+wait_healthy() {
+    deadline=$((SECONDS + health_wait))
+    until ready; do
+        [ $? -eq 2 ] && exit 1
+        if [ $SECONDS -ge $deadline ]; then
+            echo "test-compose: $1 did not become healthy within $health_wait s" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+}
+wait_healthy "the lab"
 
 phase "lab up; writing its lab-info"
 tls=$(docker ps -aq --filter "label=com.docker.compose.project=$project" \
@@ -164,15 +168,7 @@ if [ -n "$scale" ]; then
         { cat "$state/scale.log"; exit 1; }
     # Longer than the first start's wait: a machine busy with other work (seen: load 60 on 2 cores) takes
     # minutes to start six more Python services.
-    deadline=$((SECONDS + health_wait))
-    until ready; do
-        [ $? -eq 2 ] && exit 1
-        if [ $SECONDS -ge $deadline ]; then
-            echo "test-compose: the scaled lab did not become healthy within $health_wait s" >&2
-            exit 1
-        fi
-        sleep 1
-    done
+    wait_healthy "the scaled lab"
     phase "scaled scenario: load while one replica of each is killed"
     YUBIN_E2E_LAB_INFO="$state/lab-info.json" YUBIN_COMPOSE_PROJECT="$project" YUBIN_COMPOSE_SCALE="$scale" \
         .venv/bin/pytest -q -s -p no:cacheprovider -m compose_scaled tests/compose/test_scaled_site.py
